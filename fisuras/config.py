@@ -1,0 +1,301 @@
+"""Settings: one typed, validated object that flows from the user's files and flags into the code.
+
+Sources, in rising priority:
+
+1. the defaults below (the seed's turbo setup: batch 64, detection 8 frozen + 22 fine-tune epochs,
+   segmentation 35 epochs, mixed precision, XLA and memory growth requested);
+2. the root ``config.py`` knob file, read by its seed names (``BATCH_SIZE``, ``EPOCHS_DETECCION``,
+   ``EPOCHS_SEGMENTACION``, ``GPU_CONFIG``);
+3. an optional YAML run file with the field names of :class:`Settings`;
+4. command-line flags (dotted keys such as ``gpu.enable_xla``).
+
+The GPU knobs are *requests*: ``fisuras.hardware.plan`` decides what the hardware found can honour
+and says why. This module does not import TensorFlow.
+
+Example:
+    >>> s = load_settings(overrides={"batch_size": 32})
+    >>> s.batch_size, s.epochs_detect, s.fine_tune_epochs_detect
+    (32, 30, 22)
+"""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Backbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "small_cnn"]
+SegBackbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "unet_light"]
+
+# The seed's knob names in the root config.py, and where each one lands in Settings.
+SEED_KNOBS = {
+    "BATCH_SIZE": "batch_size",
+    "EPOCHS_DETECCION": "epochs_detect",
+    "EPOCHS_SEGMENTACION": "epochs_segment",
+    "GPU_CONFIG": "gpu",
+}
+SEED_GPU_KNOBS = {
+    "ENABLE_MIXED_PRECISION": "enable_mixed_precision",
+    "ENABLE_XLA": "enable_xla",
+    "ENABLE_MEMORY_GROWTH": "enable_memory_growth",
+    "MEMORY_LIMIT_MB": "memory_limit_mb",
+}
+
+
+class SettingsError(ValueError):
+    """A bad value or unknown name; the message names key, value and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GpuSettings(_Strict):
+    """The seed's ``GPU_CONFIG``: what the user asks for; the hardware plan decides what applies."""
+
+    enable_mixed_precision: bool = True
+    enable_xla: bool = True
+    enable_memory_growth: bool = True
+    memory_limit_mb: int | None = Field(default=None, gt=0)
+    precision: Literal["auto", "float16", "bfloat16"] = "auto"
+
+
+class Settings(_Strict):
+    """Everything a run needs to know, resolved once and saved with the run."""
+
+    # Batch and schedule (the seed's defaults)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    epochs_detect: int = Field(default=30, ge=1)
+    frozen_epochs_detect: int = Field(default=8, ge=0)
+    epochs_segment: int = Field(default=35, ge=1)
+    frozen_epochs_segment: int = Field(default=0, ge=0)
+
+    # Models
+    backbone_detect: Backbone = "mobilenet_v2"
+    backbone_segment: SegBackbone = "mobilenet_v2"
+    weights: str = Field(default="imagenet", min_length=1)
+    image_size_detect: int = Field(default=224, ge=32, le=1024, multiple_of=32)
+    image_size_segment: int = Field(default=256, ge=32, le=1024, multiple_of=32)
+    loss_segment: Literal["bce_dice", "bce", "dice", "focal", "tversky"] = "bce_dice"
+
+    # Optimisation: learning rates are given for batch 64 and scaled linearly with the batch.
+    learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    fine_tune_learning_rate: float = Field(default=1e-5, gt=0, lt=1)
+    reference_batch_size: int = Field(default=64, ge=1)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    steps_per_execution: int | Literal["auto"] = "auto"
+
+    # Data
+    seed: int = 42
+    val_fraction: float = Field(default=0.15, ge=0, lt=1)
+    test_fraction: float = Field(default=0.15, ge=0, lt=1)
+    skip_bad: bool = False
+    cache: Literal["auto", "memory", "disk", "none"] = "auto"
+    augment: bool = True
+
+    # Evaluation
+    tolerance_px: int = Field(default=2, ge=0, le=20)
+
+    # Hardware requests and scale-out
+    gpu: GpuSettings = Field(default_factory=GpuSettings)
+    devices: int | Literal["all"] = 1
+    workers: int = Field(default=1, ge=1)
+
+    # Where runs go
+    runs_dir: str = "runs"
+    run_name: str | None = None
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> Settings:
+        if self.frozen_epochs_detect > self.epochs_detect:
+            raise ValueError(
+                f"frozen_epochs_detect={self.frozen_epochs_detect} is more than "
+                f"epochs_detect={self.epochs_detect}; allowed: 0..epochs_detect"
+            )
+        if self.frozen_epochs_segment > self.epochs_segment:
+            raise ValueError(
+                f"frozen_epochs_segment={self.frozen_epochs_segment} is more than "
+                f"epochs_segment={self.epochs_segment}; allowed: 0..epochs_segment"
+            )
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction}; "
+                "allowed: below 1 so that something is left to train on"
+            )
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ValueError(f"devices={self.devices}; allowed: 'all' or a whole number >= 1")
+        return self
+
+    @property
+    def fine_tune_epochs_detect(self) -> int:
+        """Phase-2 epochs: the rest of ``epochs_detect`` after the frozen phase (30 - 8 = 22)."""
+        return self.epochs_detect - self.frozen_epochs_detect
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for JSON/YAML and the run folder)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The resolved settings as YAML, the same shape a run file takes."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def read_knob_file(path: str | Path) -> dict[str, Any]:
+    """Read the seed's root ``config.py`` and return its knobs under :class:`Settings` names.
+
+    The file is executed as Python (it is the user's own file); only the seed's names are read.
+
+    Example:
+        >>> read_knob_file("config.py")["batch_size"]  # doctest: +SKIP
+        64
+    """
+    path = Path(path)
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as error:  # a syntax error in the user's file must name the file
+        raise SettingsError(f"{path}: could not be read as Python ({error})") from error
+    values: dict[str, Any] = {}
+    for seed_name, key in SEED_KNOBS.items():
+        if seed_name not in namespace:
+            continue
+        value = namespace[seed_name]
+        if seed_name == "GPU_CONFIG":
+            value = _read_gpu_knobs(path, value)
+        values[key] = value
+    return values
+
+
+def _read_gpu_knobs(path: Path, gpu_config: Any) -> dict[str, Any]:
+    if not isinstance(gpu_config, dict):
+        raise SettingsError(
+            f"{path}: GPU_CONFIG = {gpu_config!r}; allowed: a dict with keys "
+            f"{', '.join(SEED_GPU_KNOBS)}"
+        )
+    unknown = sorted(set(gpu_config) - set(SEED_GPU_KNOBS))
+    if unknown:
+        raise SettingsError(
+            f"{path}: GPU_CONFIG has unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(SEED_GPU_KNOBS)}"
+        )
+    return {SEED_GPU_KNOBS[name]: value for name, value in gpu_config.items()}
+
+
+def read_run_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML run file (keys are :class:`Settings` field names, ``gpu`` nested)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"{path}: could not be read as YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_settings(
+    knob_file: str | Path | None = None,
+    run_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings from defaults < ``knob_file`` < ``run_file`` < ``overrides``.
+
+    ``overrides`` may use dotted keys for nested values (``{"gpu.enable_xla": False}``). Values
+    given as ``None`` in ``overrides`` mean "not given" and are ignored (convenient for CLI flags).
+
+    Raises:
+        SettingsError: naming the key, the bad value and what is allowed.
+    """
+    merged: dict[str, Any] = {}
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if knob_file is not None:
+        layers.append((str(knob_file), read_knob_file(knob_file)))
+    if run_file is not None:
+        layers.append((str(run_file), read_run_file(run_file)))
+    if overrides:
+        given = {key: value for key, value in overrides.items() if value is not None}
+        layers.append(("command line", _undot(given)))
+    for _source, values in layers:
+        _deep_update(merged, values)
+    try:
+        return Settings(**merged)
+    except ValidationError as error:
+        raise SettingsError(_explain(error, layers)) from None
+
+
+def _undot(values: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        target = nested
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return nested
+
+
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+_BOUND_WORDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "multiple_of": "a multiple of"}
+
+
+def _allowed(key_path: tuple, message: str) -> str:
+    """What a field accepts, read from the schema (bounds) and pydantic's own message."""
+    model: type[BaseModel] = Settings
+    for part in key_path[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return message
+        model = field.annotation
+    field = model.model_fields.get(str(key_path[-1]))
+    if field is None:
+        return f"one of {', '.join(model.model_fields)}"
+    bounds = [
+        f"{_BOUND_WORDS[name]} {value}"
+        for constraint in field.metadata
+        for name in _BOUND_WORDS
+        if (value := getattr(constraint, name, None)) is not None
+    ]
+    wanted = message.removeprefix("Input should be ")
+    return wanted + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _explain(error: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [f"{error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        key_path = tuple(p for p in item["loc"] if not str(p).startswith(("int", "literal")))
+        key = ".".join(str(p) for p in key_path) or "settings"
+        source = _source_of(key_path, layers)
+        if item["type"] == "extra_forbidden":
+            lines.append(
+                f"  {key}: unknown setting (from {source}); allowed: "
+                f"{_allowed(key_path, 'unknown name')}"
+            )
+        elif item["type"] == "value_error":
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(
+                f"  {key} = {item.get('input')!r} (from {source}) is not valid; "
+                f"allowed: {_allowed(key_path, item['msg'])}"
+            )
+    return "\n".join(lines)
+
+
+def _source_of(key_path: tuple, layers: list[tuple[str, dict[str, Any]]]) -> str:
+    for source, values in reversed(layers):
+        node: Any = values
+        for part in key_path:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return source
+    return "defaults"

@@ -1,0 +1,323 @@
+"""The hardware plan: a pure function from hardware facts and settings to what the run will do.
+
+Every choice carries its reason, so ``fisuras doctor``, ``fisuras config show`` and the run folder
+can say *why* mixed precision or XLA was turned off, not just that it was. The rules follow
+measurements, not the flags alone:
+
+* Mixed FP16 only on GPUs with tensor cores: compute capability 7.0+ and not the GTX 16xx line
+  (Turing without tensor cores; FP16 there is known to give NaNs). bfloat16 on 8.0+ when asked.
+  On this project's 2-core CPU machine mixed float16/bfloat16 measured 2-3x *slower*, so the CPU
+  plan stays float32.
+* XLA on GPUs only: on the CPU it made MobileNetV2 training 4x slower here.
+* oneDNN on x86 CPUs: measured 2x faster here (5-6 -> 11 img/s for MobileNetV2).
+* Batch: the seed's advice for a 4 GB GPU is 64, else 56, else 48; the engine walks this ladder
+  down on out-of-memory.
+
+GPU rules are reasoned from NVIDIA's and TensorFlow's documentation; no GPU is part of this
+project's test workflow (see BENCHMARKS.md for what was measured where).
+
+Example:
+    >>> from fisuras.config import Settings
+    >>> from fisuras.hardware.facts import HardwareFacts
+    >>> plan = make_plan(HardwareFacts(cpu_cores=2), Settings())
+    >>> plan.precision, plan.xla
+    ('float32', False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from fisuras.config import Settings
+from fisuras.hardware.facts import GpuFacts, HardwareFacts
+
+TENSOR_CORE_CAPABILITY = (7, 0)
+BFLOAT16_CAPABILITY = (8, 0)
+SMALL_GPU_MB = 4096 + 512  # "4 GB" cards report 3.7-4.1 GiB
+SEED_BATCH_LADDER = (64, 56, 48, 32, 24, 16, 8, 4, 2, 1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run does on this machine, with a reason per choice."""
+
+    device: str  # "gpu" | "cpu"
+    precision: str  # keras policy: "float32" | "mixed_float16" | "mixed_bfloat16"
+    xla: bool
+    memory_growth: bool
+    memory_limit_mb: int | None
+    intra_op_threads: int
+    inter_op_threads: int
+    prefetch: int  # -1 means tf.data.AUTOTUNE
+    batch_size: int  # per replica
+    batch_ladder: tuple[int, ...]  # out-of-memory fallbacks, largest first, batch_size first
+    steps_per_execution: int
+    cache_budget_bytes: int
+    strategy: str  # "default" | "mirrored" | "multi_worker"
+    replicas: int
+    learning_rate_scale: float  # global batch / reference batch
+    env: dict[str, str] = field(default_factory=dict)  # set before TensorFlow is imported
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.replicas
+
+    def with_batch(self, batch_size: int) -> Plan:
+        """The same plan at a smaller batch (used by the out-of-memory back-off)."""
+        from dataclasses import replace
+
+        ladder = tuple(b for b in self.batch_ladder if b <= batch_size)
+        return replace(self, batch_size=batch_size, batch_ladder=ladder or (batch_size,))
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["global_batch_size"] = self.global_batch_size
+        return data
+
+    def describe(self) -> str:
+        """Human-readable lines: each choice and why."""
+        rows = [
+            ("device", self.device),
+            ("precision", self.precision),
+            ("xla", "on" if self.xla else "off"),
+            ("memory", _memory_text(self)),
+            ("threads", f"intra {self.intra_op_threads}, inter {self.inter_op_threads}"),
+            ("prefetch", "AUTOTUNE" if self.prefetch < 0 else str(self.prefetch)),
+            ("batch_size", f"{self.batch_size} (fallbacks {list(self.batch_ladder[1:4])})"),
+            ("steps_per_execution", str(self.steps_per_execution)),
+            ("strategy", f"{self.strategy} x{self.replicas}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(
+            f"{name:<{width}}  {value:<28} {self.reasons.get(name, '')}".rstrip()
+            for name, value in rows
+        )
+
+
+def _memory_text(plan: Plan) -> str:
+    if plan.device == "cpu":
+        return "host memory"
+    if plan.memory_limit_mb:
+        return f"limit {plan.memory_limit_mb} MB"
+    return "growth" if plan.memory_growth else "allocate all"
+
+
+def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None = None) -> Plan:
+    """Decide precision, XLA, memory, threads, prefetch, batch and strategy for ``facts``.
+
+    Pure: the same facts and settings always give the same plan. ``replicas`` overrides the
+    number of devices taking part (the distribution layer passes what it really created).
+    """
+    reasons: dict[str, str] = {}
+    gpus = facts.gpus
+    device = "gpu" if gpus else "cpu"
+    if not gpus:
+        reasons["device"] = _why_cpu(facts)
+    else:
+        names = ", ".join(sorted({g.name for g in gpus}))
+        reasons["device"] = f"{len(gpus)} GPU(s): {names}"
+
+    precision = _plan_precision(gpus, settings, reasons)
+    xla = _plan_xla(gpus, settings, reasons)
+    memory_growth, memory_limit = _plan_memory(gpus, settings, reasons)
+    intra, inter = _plan_threads(facts, reasons)
+    strategy, replica_count = _plan_strategy(facts, settings, replicas, reasons)
+    batch, ladder = _plan_batch(gpus, settings, reasons)
+
+    reasons["prefetch"] = "tf.data AUTOTUNE overlaps input with training and sizes the buffer"
+    if gpus:
+        steps_per_execution = 8 if settings.steps_per_execution == "auto" else (
+            settings.steps_per_execution)
+        reasons["steps_per_execution"] = (
+            "8 steps per call amortise Python dispatch on a GPU (Keras guidance; check with "
+            "`fisuras benchmark`)" if settings.steps_per_execution == "auto" else "from settings")
+    else:
+        steps_per_execution = 1 if settings.steps_per_execution == "auto" else (
+            settings.steps_per_execution)
+        reasons["steps_per_execution"] = (
+            "1: on the CPU each step's compute dwarfs dispatch" if
+            settings.steps_per_execution == "auto" else "from settings")
+
+    host_mb = facts.memory_mb or 4096
+    cache_budget = int(host_mb * 2**20 * 0.25)
+    reasons["cache"] = f"decoded images cached in RAM up to 25% of host memory ({host_mb} MB)"
+    global_batch = batch * replica_count
+    lr_scale = global_batch / settings.reference_batch_size
+    reasons["learning_rate"] = (
+        f"scaled linearly: global batch {global_batch} / reference {settings.reference_batch_size}"
+    )
+
+    return Plan(
+        device=device,
+        precision=precision,
+        xla=xla,
+        memory_growth=memory_growth,
+        memory_limit_mb=memory_limit,
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        prefetch=-1,
+        batch_size=batch,
+        batch_ladder=ladder,
+        steps_per_execution=int(steps_per_execution),
+        cache_budget_bytes=cache_budget,
+        strategy=strategy,
+        replicas=replica_count,
+        learning_rate_scale=lr_scale,
+        env=_plan_env(facts, device, xla, reasons),
+        reasons=reasons,
+    )
+
+
+def _why_cpu(facts: HardwareFacts) -> str:
+    if facts.os == "windows" and not facts.wsl2:
+        return ("no GPU usable: TensorFlow has had no GPU support on native Windows since 2.11; "
+                "use WSL2 (see docs/guias/GUIA_ENTRENAMIENTO_TURBO_GPU.md)")
+    if facts.os == "darwin":
+        return "no CUDA GPU on macOS; training runs on the CPU"
+    extra = f" ({'; '.join(facts.notes)})" if facts.notes else ""
+    return f"no GPU visible to TensorFlow{extra}: falling back to the CPU"
+
+
+def _is_gtx16(gpu: GpuFacts) -> bool:
+    return "GTX 16" in gpu.name.upper()
+
+
+def _plan_precision(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dict) -> str:
+    wanted = settings.gpu.enable_mixed_precision
+    if not wanted:
+        reasons["precision"] = "float32: mixed precision not requested (ENABLE_MIXED_PRECISION)"
+        return "float32"
+    if not gpus:
+        reasons["precision"] = ("float32 (mixed precision requested but overridden): on the CPU "
+                                "float16/bfloat16 measured 2-3x slower here, no tensor cores")
+        return "float32"
+    if any(_is_gtx16(g) for g in gpus):
+        reasons["precision"] = ("float32 (request overridden): GTX 16xx cards have no tensor cores "
+                                "and FP16 training there is known to give NaNs")
+        return "float32"
+    capabilities = [g.compute_capability for g in gpus]
+    if any(c is None for c in capabilities):
+        reasons["precision"] = "float32 (request overridden): compute capability unknown"
+        return "float32"
+    lowest = min(capabilities)  # every replica must support the policy
+    if lowest < TENSOR_CORE_CAPABILITY:
+        reasons["precision"] = (f"float32 (request overridden): compute capability "
+                                f"{lowest[0]}.{lowest[1]} < 7.0 has no tensor cores, FP16 gains "
+                                "nothing")
+        return "float32"
+    if settings.gpu.precision == "bfloat16":
+        if lowest >= BFLOAT16_CAPABILITY:
+            reasons["precision"] = ("mixed_bfloat16: asked for, and compute capability >= 8.0 "
+                                    "supports it (no loss scaling needed)")
+            return "mixed_bfloat16"
+        reasons["precision"] = "mixed_float16: bfloat16 needs compute capability 8.0+"
+        return "mixed_float16"
+    offer = " (bfloat16 also available: gpu.precision=bfloat16)" if lowest >= (8, 0) else ""
+    reasons["precision"] = (f"mixed_float16: tensor cores (compute capability "
+                            f"{lowest[0]}.{lowest[1]}), loss scaling on{offer}")
+    return "mixed_float16"
+
+
+def _plan_xla(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dict) -> bool:
+    if not settings.gpu.enable_xla:
+        reasons["xla"] = "off: not requested (ENABLE_XLA)"
+        return False
+    if not gpus:
+        reasons["xla"] = ("off (request overridden): on the CPU XLA made MobileNetV2 training "
+                          "4x slower here")
+        return False
+    reasons["xla"] = "on: jit_compile fuses kernels on the GPU (seed measured about +20%)"
+    return True
+
+
+def _plan_memory(gpus: tuple[GpuFacts, ...], settings: Settings,
+                 reasons: dict) -> tuple[bool, int | None]:
+    if not gpus:
+        reasons["memory"] = "CPU: host memory, nothing to configure"
+        return False, None
+    limit = settings.gpu.memory_limit_mb
+    if limit is not None:
+        smallest = min((g.memory_mb for g in gpus if g.memory_mb), default=None)
+        if smallest is not None and limit > smallest:
+            reasons["memory"] = (f"limit {limit} MB asked is above the card's {smallest} MB; "
+                                 f"capped at {smallest} MB")
+            limit = smallest
+        else:
+            reasons["memory"] = (f"limit {limit} MB (MEMORY_LIMIT_MB); TensorFlow cannot combine "
+                                 "a limit with memory growth, so growth is off")
+        return False, limit
+    if settings.gpu.enable_memory_growth:
+        reasons["memory"] = ("growth: allocate as needed, so the desktop (WSL2/Windows) keeps its "
+                             "share of a small card")
+        return True, None
+    reasons["memory"] = "allocate all: memory growth not requested"
+    return False, None
+
+
+def _plan_threads(facts: HardwareFacts, reasons: dict) -> tuple[int, int]:
+    cores = max(1, facts.cpu_cores)
+    inter = 1 if cores <= 2 else 2
+    reasons["threads"] = (f"intra-op = {cores} cores for the math; inter-op = {inter} so "
+                          "parallel ops don't oversubscribe the cores (tf.data has its own pool)")
+    return cores, inter
+
+
+def _plan_strategy(facts: HardwareFacts, settings: Settings, replicas: int | None,
+                   reasons: dict) -> tuple[str, int]:
+    local = len(facts.gpus) if settings.devices == "all" else int(settings.devices)
+    if facts.gpus:
+        local = min(local, len(facts.gpus)) or 1
+    local = max(1, local)
+    if replicas is None:
+        replicas = local * settings.workers
+    if settings.workers > 1:
+        reasons["strategy"] = (f"MultiWorkerMirroredStrategy: {settings.workers} workers x "
+                               f"{local} device(s) (TF_CONFIG)")
+        return "multi_worker", replicas
+    if replicas > 1:
+        reasons["strategy"] = f"MirroredStrategy over {replicas} devices of this machine"
+        return "mirrored", replicas
+    reasons["strategy"] = "one device: no distribution needed"
+    return "default", 1
+
+
+def _plan_batch(gpus: tuple[GpuFacts, ...], settings: Settings,
+                reasons: dict) -> tuple[int, tuple[int, ...]]:
+    wanted = settings.batch_size
+    small_card = [g.memory_mb for g in gpus if g.memory_mb and g.memory_mb < SMALL_GPU_MB]
+    if small_card and wanted > SEED_BATCH_LADDER[0]:
+        wanted = SEED_BATCH_LADDER[0]
+        reasons["batch_size"] = (f"{wanted}: capped from {settings.batch_size} on a "
+                                 f"{min(small_card)} MB card (the seed's advice)")
+    ladder = tuple(sorted({wanted, *[b for b in SEED_BATCH_LADDER if b < wanted]}, reverse=True))
+    if gpus:
+        smallest = min((g.memory_mb for g in gpus if g.memory_mb), default=None)
+        if "batch_size" in reasons:
+            pass
+        elif smallest is not None and smallest < SMALL_GPU_MB:
+            reasons["batch_size"] = (f"{wanted} on a {smallest} MB card, the seed's advice "
+                                     "(64, else 56, else 48): lowered on out-of-memory")
+        else:
+            reasons["batch_size"] = f"{wanted} from settings; lowered on out-of-memory"
+    else:
+        reasons["batch_size"] = f"{wanted} from settings (host memory is ample for it)"
+    return wanted, ladder
+
+
+def _plan_env(facts: HardwareFacts, device: str, xla: bool, reasons: dict) -> dict[str, str]:
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    notes = ["TF_CPP_MIN_LOG_LEVEL=2 hides TF's info chatter"]
+    if device == "gpu":
+        env["TF_GPU_ALLOCATOR"] = "cuda_malloc_async"
+        env["TF_GPU_THREAD_MODE"] = "gpu_private"
+        notes.append("cuda_malloc_async allocator limits fragmentation on small cards")
+        notes.append("gpu_private threads launch kernels without waiting on the input pipeline")
+        if xla:
+            env["TF_XLA_FLAGS"] = "--tf_xla_auto_jit=2"
+            notes.append("XLA auto-clustering also for models the user compiles without it")
+    elif facts.machine in ("x86_64", "amd64"):
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+        notes.append("oneDNN on: measured 2x faster training on this CPU")
+    reasons["env"] = "; ".join(notes)
+    return env

@@ -1,0 +1,115 @@
+"""Load a saved fisuras model safely, and refuse anything else with a message that says why.
+
+A saved model is a run folder holding ``model.keras`` and ``model_card.json``. Checks run
+cheapest first, so a wrong file fails before Keras reads a byte of it: the path exists, the card
+is there and valid, the task is the one asked for, the model file is a ``.keras`` zip archive;
+then Keras loads it in *safe mode* (no Lambda layers or other arbitrary code) and the output shape
+is checked against the task.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fisuras.models.card import ModelCard, NotAFisurasModelError
+
+MODEL_FILE = "model.keras"
+TASK_NAMES = {"detect": "detection (patch classifier)", "segment": "segmentation"}
+TASK_FLAGS = {"detect": "--detector", "segment": "--segmenter"}
+
+__all__ = ["LoadedModel", "NotAFisurasModelError", "WrongTaskError", "load_model", "locate_model"]
+
+
+class WrongTaskError(ValueError):
+    """A fisuras model of the other task was given (a segmenter where a detector is needed...)."""
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with the card that describes it and the file it came from."""
+
+    model: object  # keras.Model (kept untyped so this module imports without Keras)
+    card: ModelCard
+    path: Path  # the model.keras file
+
+    @property
+    def image_size(self) -> int:
+        return self.card.image_size
+
+
+def locate_model(path: str | Path) -> tuple[Path, Path]:
+    """``(folder, model file)`` for a run folder or its ``model.keras``; no loading.
+
+    Raises :class:`NotAFisurasModelError` naming ``path`` when it cannot be a fisuras model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotAFisurasModelError(f"{path}: no such file or folder.")
+    if path.is_dir():
+        return path, path / MODEL_FILE
+    if path.suffix != ".keras":
+        raise NotAFisurasModelError(
+            f"{path}: not a fisuras model; give the run folder written by `fisuras train` "
+            f"(holding {MODEL_FILE} and model_card.json) or its {MODEL_FILE}."
+        )
+    return path.parent, path
+
+
+def check_task(card: ModelCard, expect_task: str | None, path: Path) -> None:
+    """Raise :class:`WrongTaskError` when ``card`` is not of ``expect_task`` (None: any task)."""
+    if expect_task is None or card.task == expect_task:
+        return
+    if expect_task not in TASK_NAMES:
+        raise ValueError(f"expect_task must be one of {sorted(TASK_NAMES)}, got {expect_task!r}")
+    raise WrongTaskError(
+        f"{path} is a {TASK_NAMES[card.task]} model; `fisuras predict {TASK_FLAGS[expect_task]}` "
+        f"needs a {TASK_NAMES[expect_task]} model."
+    )
+
+
+def load_model(path: str | Path, *, expect_task: str | None = None) -> LoadedModel:
+    """Load a fisuras run folder (or its ``model.keras``) with Keras safe mode, uncompiled.
+
+    Example:
+        >>> detector = load_model("runs/detect-001", expect_task="detect")  # doctest: +SKIP
+        >>> detector.card.threshold  # doctest: +SKIP
+        0.42
+    """
+    folder, model_file = locate_model(path)
+    card = ModelCard.load(folder)
+    check_task(card, expect_task, Path(path))
+    if not model_file.is_file():
+        raise NotAFisurasModelError(f"{folder}: has a model card but no {MODEL_FILE}.")
+    if not zipfile.is_zipfile(model_file):
+        raise NotAFisurasModelError(
+            f"{model_file}: not a Keras .keras archive (the file is not a zip); it may be "
+            "truncated or not a model at all."
+        )
+
+    import keras
+
+    import fisuras.models  # noqa: F401  (registers fisuras' custom layers and losses)
+
+    try:
+        model = keras.models.load_model(model_file, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for a broken or foreign archive
+        raise NotAFisurasModelError(
+            f"{model_file}: Keras could not load it in safe mode ({type(error).__name__}: "
+            f"{error})"
+        ) from error
+    check_output_shape(model, card, model_file)
+    return LoadedModel(model=model, card=card, path=model_file)
+
+
+def check_output_shape(model, card: ModelCard, model_file: Path) -> None:
+    """The network must produce what its card's task promises: (B, 1) or (B, S, S, 1) logits."""
+    shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
+    expected = "(batch, 1)" if card.task == "detect" else "(batch, height, width, 1)"
+    rank_ok = shape is not None and len(shape) == (2 if card.task == "detect" else 4)
+    if not rank_ok or shape[-1] != 1:
+        raise NotAFisurasModelError(
+            f"{model_file}: model card says task {card.task!r}, but the network outputs "
+            f"{model.output_shape} instead of {expected}."
+        )

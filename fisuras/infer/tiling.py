@@ -1,0 +1,231 @@
+"""Run a fixed-size model over a photo of any size: overlapping tiles, blended, and patch heat maps.
+
+Pad rule (the one place it is decided): tiles sit on a regular grid starting at the top-left
+corner, ``stride`` apart; when the last tile runs past the bottom or right edge, the image is
+extended there by *mirror reflection* (``numpy.pad(mode="reflect")``) and the result cropped back.
+Reflection keeps pavement texture at the border, where zero (black) padding would draw a dark edge
+that a crack model readily mistakes for a crack. Consequences:
+
+* an image exactly the tile size is one tile, untouched: the tiled prediction *is* the direct one;
+* a smaller image is one tile holding the image at its top-left corner plus its mirror image;
+* all tiles are ``stride`` apart (no shifted last tile), so with ``align`` (e.g. 32 for a U-Net
+  that pools 5 times) every tile sees every pixel at the same phase of its pooling grid as a
+  full-image run would.
+
+Blending: each tile's probabilities are weighted by :func:`blend_weights` (high in the centre,
+low at the edges, never zero) and the weighted sum is divided by the summed weights, so a pixel
+near one tile's edge takes its value mostly from the neighbouring tile that sees it centrally.
+
+Everything here is NumPy; the model enters only through ``predict_batch``, a callable taking
+float32 ``[N, T, T, 3]`` images (0..255) and returning float32 logits (``[N, T, T, 1]`` for a
+segmenter, ``[N, 1]`` for a classifier). See :mod:`fisuras.infer.runners` for Keras and ONNX ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+from scipy.special import expit
+
+PredictBatch = Callable[[np.ndarray], np.ndarray]
+# Weight at a tile's very edge relative to its centre. Not zero, so that pixels covered only by a
+# tile edge (the image border) still get a value; small, so that in overlaps the neighbour wins.
+EDGE_WEIGHT_FLOOR = 1e-3
+
+
+def tile_stride(tile: int, overlap: float, *, align: int = 1) -> int:
+    """Distance between neighbouring tiles for a fractional ``overlap`` in [0, 1).
+
+    With ``align > 1`` the stride is rounded *down* to a multiple of ``align`` (more overlap, never
+    less), unless the stride is already smaller than ``align``.
+
+    Example:
+        >>> tile_stride(256, 0.25), tile_stride(96, 0.25), tile_stride(96, 0.25, align=32)
+        (192, 72, 64)
+    """
+    if tile < 1:
+        raise ValueError(f"tile size must be at least 1 pixel, got {tile}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    stride = max(1, tile - round(tile * overlap))
+    if align > 1 and stride >= align:
+        stride = stride // align * align
+    return stride
+
+
+def grid_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets along one axis: ``0, stride, 2*stride...`` until ``length`` is covered.
+
+    Example:
+        >>> grid_starts(480, 128, 96), grid_starts(50, 128, 96)
+        ([0, 96, 192, 288, 384], [0])
+    """
+    if length < 1:
+        raise ValueError(f"image side must be at least 1 pixel, got {length}")
+    count = 1 if length <= tile else math.ceil((length - tile) / stride) + 1
+    return [i * stride for i in range(count)]
+
+
+def tile_grid(
+    height: int, width: int, tile: int, overlap: float, *, align: int = 1
+) -> list[tuple[int, int]]:
+    """Top-left corners ``(y, x)`` of the tiles covering a ``height x width`` image, row by row.
+
+    The padded canvas the tiles live on is ``(max y + tile, max x + tile)``; see the module's pad
+    rule.
+
+    Example:
+        >>> tile_grid(320, 480, 256, 0.25)
+        [(0, 0), (0, 192), (0, 384), (192, 0), (192, 192), (192, 384)]
+    """
+    stride = tile_stride(tile, overlap, align=align)
+    ys, xs = grid_starts(height, tile, stride), grid_starts(width, tile, stride)
+    return [(y, x) for y in ys for x in xs]
+
+
+def canvas_shape(tiles: Sequence[tuple[int, int]], tile: int) -> tuple[int, int]:
+    """Height and width of the padded canvas a tile grid covers."""
+    return max(y for y, _ in tiles) + tile, max(x for _, x in tiles) + tile
+
+
+def pad_bottom_right(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Mirror-extend ``image`` ([H, W, C]) at the bottom and right to ``height x width``."""
+    extra_y, extra_x = height - image.shape[0], width - image.shape[1]
+    if extra_y < 0 or extra_x < 0:
+        raise ValueError(f"cannot pad a {image.shape[:2]} image down to {(height, width)}")
+    if extra_y == 0 and extra_x == 0:
+        return image
+    return np.pad(image, ((0, extra_y), (0, extra_x), (0, 0)), mode="reflect")
+
+
+def blend_weights(tile: int, floor: float = EDGE_WEIGHT_FLOOR) -> np.ndarray:
+    """float32 ``[tile, tile]`` weights: a 2-D Hann window (1 at the centre) lifted by ``floor``.
+
+    The Hann window is sampled at pixel centres, ``sin(pi * (i + 0.5) / tile) ** 2``, so it is
+    symmetric and positive; the floor keeps edge weights from vanishing for tiny windows.
+
+    Example:
+        >>> w = blend_weights(64)
+        >>> bool(w[32, 32] > 0.99), bool(w[0, 0] < 0.01), bool((w > 0).all())
+        (True, True, True)
+    """
+    ramp = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
+    window = np.outer(ramp, ramp)
+    return (floor + (1.0 - floor) * window).astype(np.float32)
+
+
+def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
+    """Consecutive slices of at most ``batch_size`` items."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    for start in range(0, len(items), batch_size):
+        yield items[start : start + batch_size]
+
+
+def as_float_image(image: np.ndarray) -> np.ndarray:
+    """Check an RGB ``[H, W, 3]`` image and view it as float32 (models take 0..255 floats)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
+    return image.astype(np.float32, copy=False)
+
+
+def predict_tiled(
+    predict_batch: PredictBatch,
+    image: np.ndarray,
+    tile: int,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    *,
+    align: int = 1,
+    keep: Sequence[bool] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Crack probability float32 ``[H, W]`` from a segmenter run on overlapping, blended tiles.
+
+    ``keep`` (one flag per tile of :func:`tile_grid`, same order) skips tiles: pixels that no kept
+    tile covers get probability 0, and skipped tiles do not dilute their neighbours (the cascade
+    uses this).
+
+    Example:
+        >>> flat = lambda batch: np.zeros(batch.shape[:3] + (1,), np.float32)  # logit 0 -> 0.5
+        >>> predict_tiled(flat, np.zeros((100, 70, 3)), tile=64).shape
+        (100, 70)
+    """
+    image = as_float_image(image)
+    height, width = image.shape[:2]
+    all_tiles = tile_grid(height, width, tile, overlap, align=align)
+    tiles = all_tiles
+    if keep is not None:
+        if len(keep) != len(all_tiles):
+            raise ValueError(f"keep has {len(keep)} flags for {len(all_tiles)} tiles")
+        tiles = [t for t, flag in zip(all_tiles, keep, strict=True) if flag]
+    if not tiles:
+        return np.zeros((height, width), np.float32)
+    canvas_h, canvas_w = canvas_shape(all_tiles, tile)
+    canvas = pad_bottom_right(image, canvas_h, canvas_w)
+    weights = blend_weights(tile)
+    weighted_sum = np.zeros((canvas_h, canvas_w), np.float32)
+    weight_total = np.zeros((canvas_h, canvas_w), np.float32)
+    for group in batches(tiles, batch_size):
+        batch = np.stack([canvas[y : y + tile, x : x + tile] for y, x in group])
+        logits = np.asarray(predict_batch(batch), dtype=np.float32)
+        if logits.shape != (len(group), tile, tile, 1):
+            raise ValueError(
+                f"segmenter returned shape {logits.shape} for {batch.shape[0]} tiles of {tile} px; "
+                f"expected {(len(group), tile, tile, 1)} (is this a classifier?)"
+            )
+        probabilities = expit(logits[..., 0])
+        for (y, x), prob in zip(group, probabilities, strict=True):
+            weighted_sum[y : y + tile, x : x + tile] += weights * prob
+            weight_total[y : y + tile, x : x + tile] += weights
+    covered = weight_total > 0
+    result = np.zeros_like(weighted_sum)
+    result[covered] = weighted_sum[covered] / weight_total[covered]
+    return result[:height, :width]
+
+
+def patch_heatmap(
+    predict_batch: PredictBatch,
+    image: np.ndarray,
+    patch: int,
+    stride: int,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score overlapping classifier patches: ``(heat float32[rows, cols], boxes int32[rows, cols, 4])``.
+
+    ``heat`` holds crack probabilities (sigmoid of the logits); ``boxes`` the patch each cell
+    scored, as ``(y0, x0, y1, x1)`` clipped to the image (patches running past the edge see the
+    mirror-padded image, by the module's pad rule). An image of exactly ``patch x patch`` is scored
+    directly as one cell.
+
+    Example:
+        >>> sure = lambda batch: np.full((len(batch), 1), 5.0, np.float32)
+        >>> heat, boxes = patch_heatmap(sure, np.zeros((300, 400, 3)), patch=227, stride=170)
+        >>> heat.shape, boxes[-1, -1].tolist()
+        ((2, 2), [170, 170, 300, 400])
+    """
+    image = as_float_image(image)
+    height, width = image.shape[:2]
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    ys, xs = grid_starts(height, patch, stride), grid_starts(width, patch, stride)
+    canvas = pad_bottom_right(image, ys[-1] + patch, xs[-1] + patch)
+    corners = [(y, x) for y in ys for x in xs]
+    scores: list[np.ndarray] = []
+    for group in batches(corners, batch_size):
+        batch = np.stack([canvas[y : y + patch, x : x + patch] for y, x in group])
+        logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
+        if logits.shape[1] != 1:
+            raise ValueError(
+                f"classifier returned {logits.shape[1]} values per patch; expected one logit "
+                "(is this a segmenter?)"
+            )
+        scores.append(expit(logits[:, 0]))
+    heat = np.concatenate(scores).astype(np.float32).reshape(len(ys), len(xs))
+    boxes = np.array(
+        [[(y, x, min(y + patch, height), min(x + patch, width)) for x in xs] for y in ys],
+        dtype=np.int32,
+    )
+    return heat, boxes

@@ -1,0 +1,63 @@
+"""The TF layer really applies the CPU plan, in a fresh process (TF state is process-wide)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+DOOR_SCRIPT = """
+import json, os, sys
+from scripts.utils.configurar_gpu import configurar_gpu_maxima_velocidad
+assert "tensorflow" not in sys.modules, "the door must be importable before TensorFlow"
+plan = configurar_gpu_maxima_velocidad(verbose=True)
+again = configurar_gpu_maxima_velocidad(verbose=False)
+from fisuras.hardware.apply import applied_state
+state = applied_state()
+state.update(same=again is plan, precision=plan.precision,
+             onednn=os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
+print("STATE" + json.dumps(state))
+"""
+
+
+def run_python(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=240, env=env)
+
+
+def test_door_applies_the_cpu_plan_before_and_after_tensorflow_import():
+    result = run_python(DOOR_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout.split("STATE", 1)[1])
+    assert state["policy"] == "float32" and state["precision"] == "float32"
+    assert state["intra_op_threads"] >= 1 and state["inter_op_threads"] == 1
+    assert state["jit"] is False
+    assert state["same"] is True  # idempotent: the second call returns the same plan
+    assert state["onednn"] == "1"
+    assert "falling back to the CPU" in result.stdout
+
+
+def test_a_requested_policy_really_reaches_keras():
+    # The planner never picks mixed precision on a CPU, so apply a described GPU plan directly:
+    # this checks the TF layer, not the decision.
+    code = """
+import json
+from fisuras.config import Settings
+from fisuras.hardware.facts import GpuFacts, HardwareFacts
+from fisuras.hardware.plan import make_plan
+from fisuras.hardware.apply import apply_tensorflow, applied_state
+plan = make_plan(HardwareFacts(gpus=(GpuFacts("RTX", (8, 6), 4096),), cpu_cores=2), Settings())
+notes = apply_tensorflow(plan)
+print("STATE" + json.dumps(applied_state()))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout.split("STATE", 1)[1])
+    assert state["policy"] == "mixed_float16" and state["jit"] is True
+    assert (state["intra_op_threads"], state["inter_op_threads"]) == (2, 1)

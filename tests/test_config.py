@@ -1,0 +1,124 @@
+"""Settings: defaults, precedence of the four sources, and each validation error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fisuras.config import Settings, SettingsError, load_settings, read_knob_file
+from tests.conftest import REPO_ROOT
+
+
+def write_knobs(tmp_path, body: str):
+    path = tmp_path / "config.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_defaults_are_the_seed_turbo_setup():
+    s = Settings()
+    assert (s.batch_size, s.epochs_detect, s.epochs_segment) == (64, 30, 35)
+    assert (s.frozen_epochs_detect, s.fine_tune_epochs_detect) == (8, 22)
+    assert s.gpu.enable_mixed_precision and s.gpu.enable_xla and s.gpu.enable_memory_growth
+    assert s.gpu.memory_limit_mb is None
+
+
+def test_repo_knob_file_has_the_seed_names_and_values():
+    knobs = read_knob_file(REPO_ROOT / "config.py")
+    assert knobs == {
+        "batch_size": 64, "epochs_detect": 30, "epochs_segment": 35,
+        "gpu": {"enable_mixed_precision": True, "enable_xla": True,
+                "enable_memory_growth": True, "memory_limit_mb": None},
+    }
+
+
+def test_precedence_defaults_knobs_run_file_flags(tmp_path):
+    knobs = write_knobs(tmp_path, """
+        BATCH_SIZE = 32
+        EPOCHS_DETECCION = 12
+        GPU_CONFIG = {'ENABLE_XLA': False, 'MEMORY_LIMIT_MB': 3000}
+    """)
+    run = tmp_path / "run.yaml"
+    run.write_text("batch_size: 16\ngpu:\n  memory_limit_mb: 2500\n")
+    only_knobs = load_settings(knobs)
+    assert (only_knobs.batch_size, only_knobs.epochs_detect) == (32, 12)
+    assert only_knobs.gpu.enable_xla is False and only_knobs.gpu.memory_limit_mb == 3000
+    assert only_knobs.epochs_segment == 35  # untouched default
+    with_run = load_settings(knobs, run)
+    assert with_run.batch_size == 16 and with_run.gpu.memory_limit_mb == 2500
+    assert with_run.gpu.enable_xla is False  # nested keys merge, not replace
+    with_flags = load_settings(knobs, run, {"batch_size": 8, "gpu.enable_xla": True,
+                                            "epochs_segment": None})
+    assert with_flags.batch_size == 8 and with_flags.gpu.enable_xla is True
+    assert with_flags.epochs_segment == 35  # None means "flag not given"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"batch_size": 0}, ["batch_size = 0", ">= 1"]),
+        ({"batch_size": "many"}, ["batch_size = 'many'", "integer"]),
+        ({"epochs_segment": -3}, ["epochs_segment = -3", ">= 1"]),
+        ({"gpu.enable_xla": "maybe"}, ["gpu.enable_xla = 'maybe'", "boolean"]),
+        ({"gpu.memory_limit_mb": -1}, ["gpu.memory_limit_mb = -1", "> 0"]),
+        ({"backbone_detect": "vgg16"}, ["backbone_detect = 'vgg16'", "'mobilenet_v2'"]),
+        ({"image_size_detect": 100}, ["image_size_detect = 100", "multiple of 32"]),
+        ({"cache": "ssd"}, ["cache = 'ssd'", "'memory'"]),
+        ({"learning_rate": 5}, ["learning_rate = 5", "< 1"]),
+        ({"frozen_epochs_detect": 40}, ["frozen_epochs_detect=40", "0..epochs_detect"]),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, ["val_fraction + test_fraction", "below 1"]),
+        ({"devices": 0}, ["devices=0", "'all'"]),
+        ({"bacth_size": 3}, ["bacth_size: unknown setting", "batch_size"]),
+        ({"gpu.enable_fp16": True}, ["gpu.enable_fp16: unknown setting", "enable_mixed_precision"]),
+    ],
+)
+def test_each_bad_value_names_key_value_and_what_is_allowed(overrides, expected):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(overrides=overrides)
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_errors_name_the_source_file(tmp_path):
+    knobs = write_knobs(tmp_path, "BATCH_SIZE = -4\n")
+    with pytest.raises(SettingsError, match=r"batch_size = -4 \(from .*config.py\)"):
+        load_settings(knobs)
+    bad_gpu = write_knobs(tmp_path, "GPU_CONFIG = {'ENABLE_TURBO': True}\n")
+    with pytest.raises(SettingsError, match="unknown key.*ENABLE_TURBO.*ENABLE_XLA"):
+        load_settings(bad_gpu)
+    broken = write_knobs(tmp_path, "BATCH_SIZE = = 3\n")
+    with pytest.raises(SettingsError, match="config.py: could not be read as Python"):
+        load_settings(broken)
+    run = tmp_path / "run.yaml"
+    run.write_text("- just\n- a list\n")
+    with pytest.raises(SettingsError, match="run.yaml: expected a mapping"):
+        load_settings(run_file=run)
+
+
+def test_settings_round_trip_through_yaml(tmp_path):
+    s = load_settings(overrides={"batch_size": 24, "gpu.memory_limit_mb": 2048})
+    run = tmp_path / "resolved.yaml"
+    run.write_text(s.to_yaml())
+    assert load_settings(run_file=run) == s
+
+
+def test_config_py_imports_from_root_and_changes_reach_config_show(tmp_path):
+    printed = subprocess.run([sys.executable, "-c", "import config; print(config.BATCH_SIZE)"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == "64"
+    # A user's edited knob file, in a folder of its own, reaches `fisuras config show`.
+    (tmp_path / "config.py").write_text(
+        (REPO_ROOT / "config.py").read_text().replace("BATCH_SIZE = 64", "BATCH_SIZE = 40"))
+    shown = subprocess.run([sys.executable, "-m", "fisuras", "config", "show"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True)
+    assert "batch_size: 40" in shown.stdout
+    flagged = subprocess.run([sys.executable, "-m", "fisuras", "config", "show", "--set",
+                              "batch_size=12"], cwd=tmp_path, capture_output=True, text=True,
+                             check=True)
+    assert "batch_size: 12" in flagged.stdout
+    bad = subprocess.run([sys.executable, "-m", "fisuras", "config", "show", "--set",
+                          "batch_size=0"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode != 0 and "batch_size = 0" in bad.stderr
