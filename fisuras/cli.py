@@ -89,5 +89,92 @@ def config_show(knob_file, run_file, set_values, plan) -> None:
         click.echo("\n# hardware plan\n" + make_plan(detect(), settings).describe())
 
 
+# --- training ---------------------------------------------------------------------------------
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, FileNotFoundError)
+
+
+def _run_library(call):
+    """Call into the library; its clear errors become a one-line message and exit code 1."""
+    try:
+        return call()
+    except KNOWN_ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _train_command(task: str):
+    epochs_key = "epochs_detect" if task == "detect" else "epochs_segment"
+    frozen_key = "frozen_epochs_detect" if task == "detect" else "frozen_epochs_segment"
+    backbone_key = "backbone_detect" if task == "detect" else "backbone_segment"
+    size_key = "image_size_detect" if task == "detect" else "image_size_segment"
+
+    @click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
+    @click.option("--resume", type=click.Path(exists=True, file_okay=False),
+                  help="Continue this run folder (its settings and split) after a crash.")
+    @click.option("--epochs", type=int, help=f"Total epochs ({epochs_key}).")
+    @click.option("--frozen-epochs", type=int,
+                  help=f"Epochs with the backbone frozen ({frozen_key}).")
+    @click.option("--batch-size", type=int)
+    @click.option("--backbone", help=f"{backbone_key}, e.g. mobilenet_v2.")
+    @click.option("--weights", help="imagenet, none, or a local weights file.")
+    @click.option("--image-size", type=int, help=f"{size_key} (a multiple of 32).")
+    @click.option("--name", help="Run name (folder under runs/<task>/).")
+    @click.option("--skip-bad", is_flag=True, default=None,
+                  help="Leave bad files out and record them, instead of stopping.")
+    @settings_options
+    def command(data, resume, epochs, frozen_epochs, batch_size, backbone, weights, image_size,
+                name, skip_bad, knob_file, run_file, set_values):
+        from fisuras import hardware
+        from fisuras.train import train
+
+        if data is None and resume is None:
+            raise click.UsageError("give a DATA folder, or --resume RUN")
+        settings = resolve_settings(knob_file, run_file, set_values, **{
+            epochs_key: epochs, frozen_key: frozen_epochs, "batch_size": batch_size,
+            backbone_key: backbone, "weights": weights, size_key: image_size,
+            "run_name": name, "skip_bad": skip_bad})
+        plan = hardware.configure(settings, verbose=True).plan
+        result = _run_library(lambda: train(task, data, settings, plan, resume=resume))
+        click.echo(format_train_result(result))
+
+    command.__doc__ = (f"Train a {'detection' if task == 'detect' else 'segmentation'} model on "
+                       "DATA; the run goes to runs/" + task + "/<name>/.")
+    return command
+
+
+def format_train_result(result) -> str:
+    """A short summary of a finished run."""
+    from fisuras.evaluate.summary import summary_lines
+
+    return "\n".join(summary_lines(result.metrics) + [f"run folder: {result.run.path}"])
+
+
+@main.group()
+def train() -> None:
+    """Train a detector or a segmenter."""
+
+
+train.command("detect")(_train_command("detect"))
+train.command("segment")(_train_command("segment"))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", type=click.Choice(["train", "val", "test"]),
+              help="Which split of the run's manifest, when no DATA is given.")
+@settings_options
+def evaluate(run, data, split, knob_file, run_file, set_values) -> None:
+    """Evaluate a trained RUN on its test split, or on every image of DATA."""
+    from fisuras import hardware
+    from fisuras.evaluate.run import evaluate_run
+    from fisuras.evaluate.summary import summary_lines
+
+    settings = resolve_settings(knob_file, run_file, set_values)
+    hardware.configure(settings)
+    result = _run_library(lambda: evaluate_run(run, data, settings, split=split))
+    click.echo("\n".join(summary_lines({"test": result["figures"], "threshold":
+                                        result["threshold"]})))
+
+
 if __name__ == "__main__":
     main()

@@ -95,6 +95,7 @@ class Settings(_Strict):
     skip_bad: bool = False
     cache: Literal["auto", "memory", "disk", "none"] = "auto"
     augment: bool = True
+    deterministic: bool = False  # fixed order and seeded augmentation (tests, exact resume)
 
     # Evaluation
     tolerance_px: int = Field(default=2, ge=0, le=20)

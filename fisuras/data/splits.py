@@ -153,7 +153,7 @@ def file_key(path: str) -> str:
     try:
         return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
     except OSError:
-        return "name:" + Path(path).name
+        return "name:" + str(path)
 
 
 def _stratum(sample: Sample) -> str:

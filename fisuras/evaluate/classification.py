@@ -163,7 +163,8 @@ def metrics_by_group(y_true, scores, groups, threshold: float = 0.5) -> dict[str
     The result maps ``"overall"`` first, then each group name in sorted order.
 
     Example:
-        >>> res = metrics_by_group([0, 1, 0, 1], [0.2, 0.8, 0.7, 0.9], ["deck", "deck", "wall", "wall"])
+        >>> surfaces = ["deck", "deck", "wall", "wall"]
+        >>> res = metrics_by_group([0, 1, 0, 1], [0.2, 0.8, 0.7, 0.9], surfaces)
         >>> list(res), res["wall"]["specificity"]
         (['overall', 'deck', 'wall'], 0.0)
     """

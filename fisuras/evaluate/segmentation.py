@@ -208,7 +208,9 @@ class SegmentationEvaluator:
         precision, recall, f = _tolerance_prf(matched, n_pred, n_true)
         best = int(np.argmax(f))
         with_crack = [image for image in images if image.n_true > 0]
-        image_best = [float(_tolerance_prf(i.matched, i.n_pred, i.n_true)[2].max()) for i in with_crack]
+        image_best = [
+            float(_tolerance_prf(i.matched, i.n_pred, i.n_true)[2].max()) for i in with_crack
+        ]
         without_crack = [image for image in images if image.n_true == 0]
         return {
             "n_images": len(images),

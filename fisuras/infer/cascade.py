@@ -80,9 +80,8 @@ def score_tiles(
     corners = [(y + offset, x + offset) for y in ys for x in xs]
     scores: list[np.ndarray] = []
     for group in batches(corners, batch_size):
-        batch = np.stack(
-            [canvas[y + margin : y + margin + patch, x + margin : x + margin + patch] for y, x in group]
-        )
+        top_lefts = [(y + margin, x + margin) for y, x in group]
+        batch = np.stack([canvas[y : y + patch, x : x + patch] for y, x in top_lefts])
         logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
         if logits.shape[1] != 1:
             raise ValueError(

@@ -88,16 +88,14 @@ def load_model(path: str | Path, *, expect_task: str | None = None) -> LoadedMod
             "truncated or not a model at all."
         )
 
-    import keras
-
-    import fisuras.models  # noqa: F401  (registers fisuras' custom layers and losses)
+    from fisuras.models.saving import load_model as load_keras_model  # safe mode, fisuras layers
 
     try:
-        model = keras.models.load_model(model_file, safe_mode=True, compile=False)
+        model = load_keras_model(model_file, compile=False)
     except Exception as error:  # Keras raises many types for a broken or foreign archive
         raise NotAFisurasModelError(
-            f"{model_file}: Keras could not load it in safe mode ({type(error).__name__}: "
-            f"{error})"
+            f"{model_file}: Keras could not load it in safe mode, which fisuras always uses "
+            f"(models holding Python code are refused). {type(error).__name__}: {error}"
         ) from error
     check_output_shape(model, card, model_file)
     return LoadedModel(model=model, card=card, path=model_file)

@@ -101,19 +101,20 @@ def pad_bottom_right(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def blend_weights(tile: int, floor: float = EDGE_WEIGHT_FLOOR) -> np.ndarray:
-    """float32 ``[tile, tile]`` weights: a 2-D Hann window (1 at the centre) lifted by ``floor``.
+    """float32 ``[tile, tile]`` weights: the outer product of two 1-D Hann ramps lifted by ``floor``.
 
-    The Hann window is sampled at pixel centres, ``sin(pi * (i + 0.5) / tile) ** 2``, so it is
-    symmetric and positive; the floor keeps edge weights from vanishing for tiny windows.
+    The ramp is sampled at pixel centres, ``sin(pi * (i + 0.5) / tile) ** 2``, so it is symmetric
+    and positive. The floor is added to each 1-D ramp, not to the 2-D product: along the image
+    border, where every covering tile is at its edge in one direction, the weights then still
+    favour the tile that sees the pixel centrally in the other direction.
 
     Example:
         >>> w = blend_weights(64)
         >>> bool(w[32, 32] > 0.99), bool(w[0, 0] < 0.01), bool((w > 0).all())
         (True, True, True)
     """
-    ramp = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
-    window = np.outer(ramp, ramp)
-    return (floor + (1.0 - floor) * window).astype(np.float32)
+    ramp = floor + (1.0 - floor) * np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
+    return np.outer(ramp, ramp).astype(np.float32)
 
 
 def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
@@ -193,18 +194,18 @@ def patch_heatmap(
     stride: int,
     batch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score overlapping classifier patches: ``(heat float32[rows, cols], boxes int32[rows, cols, 4])``.
+    """Score overlapping classifier patches: ``(heat float32[rows, cols], boxes)``.
 
-    ``heat`` holds crack probabilities (sigmoid of the logits); ``boxes`` the patch each cell
-    scored, as ``(y0, x0, y1, x1)`` clipped to the image (patches running past the edge see the
-    mirror-padded image, by the module's pad rule). An image of exactly ``patch x patch`` is scored
-    directly as one cell.
+    ``heat`` holds crack probabilities (sigmoid of the logits); ``boxes`` (int32
+    ``[rows, cols, 4]``) the patch each cell scored, as ``(y0, x0, y1, x1)`` clipped to the image
+    (patches running past the edge see the mirror-padded image, by the module's pad rule). An
+    image of exactly ``patch x patch`` is scored directly as one cell.
 
     Example:
         >>> sure = lambda batch: np.full((len(batch), 1), 5.0, np.float32)
-        >>> heat, boxes = patch_heatmap(sure, np.zeros((300, 400, 3)), patch=227, stride=170)
+        >>> heat, boxes = patch_heatmap(sure, np.zeros((300, 397, 3)), patch=227, stride=170)
         >>> heat.shape, boxes[-1, -1].tolist()
-        ((2, 2), [170, 170, 300, 400])
+        ((2, 2), [170, 170, 300, 397])
     """
     image = as_float_image(image)
     height, width = image.shape[:2]

@@ -1,0 +1,119 @@
+"""How big the decoded dataset is, and where to cache it (pure decisions, no TensorFlow).
+
+``pipeline.make_dataset`` caches decoded, pre-augmentation images so that later epochs skip
+reading and decoding. What it caches per image (and so what is estimated here):
+
+* detection, training with augmentation: the image at side ``crop_source_side(S)`` (random
+  S x S crops are cut from it each epoch), else the image resized to S x S; 3 bytes per pixel;
+* segmentation, training: the image and its mask at their own size (upscaled when smaller
+  than S), 3 + 1 bytes per pixel; otherwise both resized to S x S.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fisuras.data.dataset import Sample
+
+CACHE_MODES = ("auto", "memory", "disk", "none")
+PER_ELEMENT_OVERHEAD = 1024  # bytes of bookkeeping per cached element (label, shapes)
+
+
+def crop_source_side(image_size: int) -> int:
+    """Side of the image random crops are cut from in detection training: S * 8/7.
+
+    For S=224 that is 256, SDNET2018's own size, so its patches are cropped without resampling.
+    """
+    return int(round(image_size * 8 / 7))
+
+
+def training_size(height: int, width: int, image_size: int) -> tuple[int, int]:
+    """Size a segmentation training image is brought to: upscaled so both sides are >= S."""
+    scale = max(1.0, image_size / min(height, width))
+    return max(image_size, math.ceil(height * scale - 1e-6)), \
+        max(image_size, math.ceil(width * scale - 1e-6))
+
+
+def estimate_decoded_bytes(samples: Sequence[Sample], image_size: int, task: str, *,
+                           training: bool = False, augment: bool | None = None,
+                           image_sizes: Sequence[tuple[int, int]] | None = None) -> int:
+    """Bytes the decoded (pre-augmentation) samples take in a cache.
+
+    Args:
+        samples: the samples to be cached.
+        image_size: the model input side S.
+        task: "detect" or "segment".
+        training, augment: which pipeline is meant (``augment=None`` means ``training``).
+        image_sizes: (height, width) per sample; used for segmentation training, where images
+            are cached at their own size. Without them every image counts as S x S (a lower bound).
+
+    Example:
+        >>> estimate_decoded_bytes([Sample("a.jpg", 1)] * 1000, 224, "detect")
+        151552000
+    """
+    augment = training if augment is None else augment
+    n = len(samples)
+    if task == "detect":
+        side = crop_source_side(image_size) if (training and augment) else image_size
+        return n * (side * side * 3 + PER_ELEMENT_OVERHEAD)
+    if training and image_sizes is not None:
+        pixels = sum(h * w for h, w in (training_size(h, w, image_size) for h, w in image_sizes))
+        return pixels * 4 + n * PER_ELEMENT_OVERHEAD
+    return n * (image_size * image_size * 4 + PER_ELEMENT_OVERHEAD)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """Where decoded images go: "memory", "disk" (``path``) or "none" (stream every epoch)."""
+
+    mode: str
+    estimated_bytes: int
+    reason: str
+    path: str | None = None
+
+
+def plan_cache(requested: str, estimated_bytes: int, budget_bytes: int,
+               cache_dir: str | None, dataset_key: str) -> CachePlan:
+    """Decide the cache mode.
+
+    "auto": memory if the estimate fits ``budget_bytes``; else disk in ``cache_dir``; with no
+    ``cache_dir``, stream (nothing is written anywhere unasked).
+
+    Example:
+        >>> plan_cache("auto", 10 * 2**30, 2**30, None, "k").mode
+        'none'
+    """
+    if requested not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES}, got {requested!r}")
+    size = f"{estimated_bytes / 2**20:,.0f} MiB decoded"
+    disk_path = str(Path(cache_dir) / f"fisuras-{dataset_key}.tfcache") if cache_dir else None
+    if requested == "none":
+        return CachePlan("none", estimated_bytes, "streaming as asked")
+    if requested == "memory":
+        return CachePlan("memory", estimated_bytes, f"memory as asked ({size})")
+    if requested == "disk":
+        if disk_path is None:
+            raise ValueError("cache='disk' needs cache_dir")
+        return CachePlan("disk", estimated_bytes, f"disk as asked ({size})", disk_path)
+    budget = f"budget {budget_bytes / 2**20:,.0f} MiB"
+    if estimated_bytes <= budget_bytes:
+        return CachePlan("memory", estimated_bytes, f"{size} fits the memory {budget}")
+    if disk_path is not None:
+        return CachePlan("disk", estimated_bytes, f"{size} exceeds the memory {budget}",
+                         disk_path)
+    return CachePlan("none", estimated_bytes,
+                     f"{size} exceeds the memory {budget} and no cache_dir was given")
+
+
+def dataset_key(samples: Sequence[Sample], *parts: object, stats: Sequence[tuple] = ()) -> str:
+    """A short hash naming one cache: the files, their sizes/mtimes and the pipeline settings."""
+    digest = hashlib.blake2b(digest_size=10)
+    for part in parts:
+        digest.update(repr(part).encode())
+    for sample, stat in zip(samples, stats or [()] * len(samples), strict=True):
+        digest.update(repr((sample.image, sample.mask, sample.label, stat)).encode())
+    return digest.hexdigest()

@@ -1,0 +1,202 @@
+"""Evaluate a model on a split or a dataset: predictions from TF, figures from the pure metrics.
+
+``finish_run`` closes a training run (best weights -> ``model.keras``, threshold chosen on the
+validation split -> ``model_card.json``, test figures -> ``metrics.json`` and ``plots/``);
+``evaluate_run`` re-evaluates a saved run on its own test split or on another dataset.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fisuras import __version__
+from fisuras.config import Settings
+from fisuras.evaluate import plots
+from fisuras.evaluate.classification import (
+    best_f1_threshold,
+    classification_metrics,
+    metrics_by_group,
+)
+from fisuras.evaluate.overlay import error_overlay
+from fisuras.evaluate.segmentation import SegmentationEvaluator
+from fisuras.models.card import ModelCard
+
+MAX_OVERLAYS = 8
+
+
+def finish_run(
+    run,
+    model,
+    manifest,
+    task: str,
+    settings: Settings,
+    *,
+    evaluate: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Best weights into ``model.keras``, threshold on validation, figures on the test split."""
+    import keras
+
+    from fisuras.files import atomic_write
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if run.best_checkpoint.is_file():
+        best = keras.models.load_model(run.best_checkpoint, compile=False, safe_mode=True)
+        model.set_weights(best.get_weights())
+    atomic_write(run.file("model.keras"), lambda tmp: model.save(tmp))
+    backbone = settings.backbone_detect if task == "detect" else settings.backbone_segment
+    image_size = settings.image_size_detect if task == "detect" else settings.image_size_segment
+    card = ModelCard(
+        task=task,
+        backbone=backbone,
+        image_size=image_size,
+        weights=str(settings.weights),
+        fisuras_version=__version__,
+    )
+    history = run.read_history()
+    if history:
+        plots.plot_history(
+            {k: [row.get(k) for row in history] for k in history[0] if k not in ("phase",)},
+            run.file("plots/history.png"),
+        )
+    metrics: dict[str, Any] = {"task": task, "run": str(run.path)}
+    if manifest["val"]:
+        card.threshold = choose_threshold(model, manifest["val"], task, settings)
+        metrics["threshold_source"] = (
+            "validation split (max F1)"
+            if task == "detect"
+            else "validation split (ODS, tolerance F1)"
+        )
+    card.save(run.path)
+    metrics["threshold"] = card.threshold
+    if evaluate and manifest["test"]:
+        metrics["test"] = evaluate_samples(
+            model, card, manifest["test"], settings, plots_dir=run.file("plots")
+        )
+    run.write_json("metrics.json", metrics)
+    log(f"run folder: {run.path}")
+    return metrics
+
+
+def choose_threshold(model, samples, task: str, settings: Settings) -> float:
+    """Detection: the F1-maximising probability on ``samples``; segmentation: the ODS one."""
+    if task == "detect":
+        labels, scores, _ = predict_detection(model, samples, settings.image_size_detect)
+        return float(best_f1_threshold(labels, scores))
+    evaluator = SegmentationEvaluator(tolerance_px=settings.tolerance_px)
+    for sample, prob, true in predict_segmentation(model, samples, settings.image_size_segment):
+        evaluator.add(prob, true, group="val", name=Path(sample.image).stem)
+    return float(evaluator.result()["val"]["ods_threshold"])
+
+
+def evaluate_samples(
+    model, card: ModelCard, samples, settings: Settings, *, plots_dir: Path | None = None
+) -> dict[str, Any]:
+    """Figures for ``samples`` at the card's threshold (and plots when ``plots_dir`` is given)."""
+    if card.task == "detect":
+        labels, scores, images = predict_detection(
+            model, samples, card.image_size, keep_images=plots_dir is not None
+        )
+        surfaces = [s.surface or s.group or "all" for s in samples]
+        result = metrics_by_group(labels, scores, surfaces, threshold=card.threshold)
+        if plots_dir is not None:
+            overall = classification_metrics(labels, scores, card.threshold)
+            plots.plot_confusion(overall["confusion"], Path(plots_dir) / "confusion.png")
+            plots.plot_roc_pr(labels, scores, Path(plots_dir) / "roc_pr.png")
+            plots.plot_prediction_grid(
+                images, labels, scores, card.threshold, Path(plots_dir) / "predictions.png"
+            )
+        return result
+    evaluator = SegmentationEvaluator(
+        tolerance_px=settings.tolerance_px, fixed_threshold=card.threshold
+    )
+    for index, (sample, prob, true) in enumerate(
+        predict_segmentation(model, samples, card.image_size)
+    ):
+        evaluator.add(prob, true, group=sample.group or "all", name=Path(sample.image).stem)
+        if plots_dir is not None and index < MAX_OVERLAYS:
+            from PIL import Image
+
+            from fisuras.data.images import read_rgb
+            from fisuras.files import atomic_write
+
+            overlay = error_overlay(read_rgb(sample.image), prob >= card.threshold, true)
+            target = Path(plots_dir) / "overlays" / f"{index:03d}_{Path(sample.image).stem}.png"
+            atomic_write(target, lambda tmp, o=overlay: Image.fromarray(o).save(tmp, "PNG"))
+    return evaluator.result()
+
+
+def predict_detection(
+    model, samples, image_size: int, *, keep_images: bool = False, batch_size: int = 32
+):
+    """Labels, crack probabilities and (optionally, a few) images for ``samples``."""
+    import tensorflow as tf
+
+    from fisuras.data import make_dataset
+
+    dataset = make_dataset(
+        samples,
+        task="detect",
+        image_size=image_size,
+        batch_size=batch_size,
+        training=False,
+        augment=False,
+        cache="none",
+    )
+    scores, labels, images = [], [], []
+    for batch_images, batch_labels in dataset:
+        logits = model(batch_images, training=False)
+        scores.append(tf.sigmoid(tf.cast(logits, tf.float32)).numpy().reshape(-1))
+        labels.append(batch_labels.numpy().reshape(-1))
+        if keep_images and sum(len(i) for i in images) < 32:
+            images.append(batch_images.numpy())
+    image_array = np.concatenate(images) if images else None
+    return np.concatenate(labels).astype(int), np.concatenate(scores), image_array
+
+
+def predict_segmentation(model, samples, tile: int):
+    """Yield ``(sample, probability map, true mask)`` at each image's full resolution (tiled)."""
+    import tensorflow as tf
+
+    from fisuras.data.images import read_mask, read_rgb
+    from fisuras.infer.tiling import predict_tiled
+
+    def predict_batch(batch: np.ndarray) -> np.ndarray:
+        logits = model(tf.convert_to_tensor(batch, tf.float32), training=False)
+        return tf.cast(logits, tf.float32).numpy()
+
+    for sample in samples:
+        image = read_rgb(sample.image)
+        prob = predict_tiled(predict_batch, image, tile=tile, overlap=0.25, batch_size=8)
+        yield sample, prob, read_mask(sample.mask)
+
+
+def evaluate_run(
+    run_path: str | Path, data: str | Path | None, settings: Settings, *, split: str = "test"
+) -> dict[str, Any]:
+    """Re-evaluate a saved run on its own ``split``, or on every image of another dataset."""
+    from fisuras.data import Manifest, read_dataset
+    from fisuras.infer.loading import load_model
+    from fisuras.train.run import RunFolder
+
+    run = RunFolder(Path(run_path))
+    loaded = load_model(run.path)
+    if data is None:
+        samples = Manifest.load(run.file("manifest.json"))[split]
+        source = f"{split} split of {run.path}"
+    else:
+        samples = read_dataset(data, task=loaded.card.task).samples
+        source = str(data)
+    result = {
+        "source": source,
+        "threshold": loaded.card.threshold,
+        "figures": evaluate_samples(loaded.model, loaded.card, samples, settings),
+    }
+    name = "metrics_" + ("test" if data is None else Path(data).name) + ".json"
+    run.write_json(name, result)
+    return result

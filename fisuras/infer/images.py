@@ -1,0 +1,130 @@
+"""Input photos for inference: expand files/folders/globs, read them, draw overlays.
+
+Reading never raises anything but :class:`UnreadableImageError` for a bad file, so the caller can
+report it and go on with the next photo. Phone photos are turned upright by their EXIF
+orientation tag, so masks line up with the photo as the user sees it.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+from fisuras.data.images import to_uint8_array
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+CRACK_RGB = (255, 0, 0)
+BOX_RGB = (255, 220, 0)
+
+
+class UnreadableImageError(ValueError):
+    """An input photo is missing, not an image, truncated or otherwise undecodable."""
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Turn files, folders (searched recursively) and glob patterns into a sorted photo list.
+
+    Returns ``(photos, problems)``: ``problems`` pairs an input with why it gave nothing (missing
+    file, empty folder, glob matching nothing). Explicit files are kept whatever their suffix, so
+    a bad one is reported by the reader; folders and globs keep only photo suffixes. Duplicates are
+    dropped, first occurrence wins.
+
+    Example:
+        >>> expand_inputs(["/nonexistent/a.jpg"])[1]
+        [('/nonexistent/a.jpg', 'no such file or folder')]
+    """
+    photos: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                problems.append((text, "folder holds no images"))
+        elif path.exists():
+            found = [path]
+        elif glob.has_magic(text):
+            found = sorted(
+                Path(p) for p in glob.glob(text, recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in PHOTO_SUFFIXES
+            )
+            if not found:
+                problems.append((text, "no image matches this pattern"))
+        else:
+            found = []
+            problems.append((text, "no such file or folder"))
+        photos.extend(found)
+    seen: set[Path] = set()
+    unique = []
+    for photo in photos:
+        key = photo.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(photo)
+    return unique, problems
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """Decode a photo to uint8 ``[H, W, 3]``, upright by EXIF; bad files raise UnreadableImageError.
+
+    Pixel values follow the training pipeline's rule (:func:`fisuras.data.images.to_uint8_array`:
+    16-bit keeps the high byte, alpha dropped, grey replicated to three channels).
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: a truncated file fails here, inside the try
+            upright = ImageOps.exif_transpose(image)
+            pixels = to_uint8_array(upright)
+    except FileNotFoundError as error:
+        raise UnreadableImageError(f"{path}: no such file") from error
+    except Image.DecompressionBombError as error:
+        raise UnreadableImageError(f"{path}: image too large to decode safely ({error})") from error
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's ways of saying "not an image"
+        raise UnreadableImageError(f"{path}: cannot read image ({error})") from error
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The photo with crack pixels tinted red (uint8 ``[H, W, 3]``).
+
+    Example:
+        >>> mask_overlay(np.zeros((1, 2, 3), np.uint8), np.array([[True, False]]), 1.0)[0].tolist()
+        [[255, 0, 0], [0, 0, 0]]
+    """
+    out = image.astype(np.float32)
+    out[mask] = (1.0 - alpha) * out[mask] + alpha * np.asarray(CRACK_RGB, np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def heat_per_pixel(heat: np.ndarray, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Spread a patch heat map onto pixels: each pixel takes the highest score covering it."""
+    pixels = np.zeros((height, width), np.float32)
+    for score, (y0, x0, y1, x1) in zip(heat.ravel(), boxes.reshape(-1, 4), strict=True):
+        region = pixels[y0:y1, x0:x1]
+        np.maximum(region, score, out=region)
+    return pixels
+
+
+def heatmap_overlay(
+    image: np.ndarray, heat: np.ndarray, boxes: np.ndarray, threshold: float, alpha: float = 0.5
+) -> np.ndarray:
+    """The photo tinted red by crack probability, with cracked patches outlined in yellow."""
+    height, width = image.shape[:2]
+    strength = alpha * heat_per_pixel(heat, boxes, height, width)[..., None]
+    tinted = (1.0 - strength) * image.astype(np.float32) + strength * np.asarray(CRACK_RGB)
+    picture = Image.fromarray(np.clip(np.rint(tinted), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    line = max(1, min(height, width) // 200)
+    for score, (y0, x0, y1, x1) in zip(heat.ravel(), boxes.reshape(-1, 4), strict=True):
+        if score >= threshold:
+            corners = (int(x0), int(y0), int(x1) - 1, int(y1) - 1)
+            draw.rectangle(corners, outline=BOX_RGB, width=line)
+    return np.asarray(picture)

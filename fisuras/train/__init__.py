@@ -1,0 +1,122 @@
+"""Training: one engine for detection and segmentation, driven by settings and a hardware plan.
+
+``train`` is the whole job: read and check the data, split it, build the model, fit the phases,
+keep the best weights, choose the decision threshold on validation and evaluate on the test split.
+
+Example:
+    >>> from fisuras import hardware
+    >>> from fisuras.config import load_settings
+    >>> settings = load_settings(overrides={"backbone_detect": "small_cnn", "weights": "none"})
+    >>> plan = hardware.configure(settings).plan                      # doctest: +SKIP
+    >>> result = train("detect", "data/SDNET2018", settings, plan)    # doctest: +SKIP
+    >>> result.run.path                                               # doctest: +SKIP
+    PosixPath('runs/detect/20261128-101500')
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fisuras.config import Settings
+from fisuras.hardware.plan import Plan
+from fisuras.train.run import RunFolder, RunFolderError, RunState
+
+__all__ = ["RunFolder", "RunFolderError", "TrainResult", "train", "image_size_for"]
+
+
+@dataclass
+class TrainResult:
+    """Where the run is and what it measured."""
+
+    run: RunFolder
+    state: RunState
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    compile_seconds: float | None = None
+
+
+def image_size_for(task: str, settings: Settings) -> int:
+    return settings.image_size_detect if task == "detect" else settings.image_size_segment
+
+
+def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
+          resume: str | Path | None = None, verbose: int = 1, evaluate: bool = True,
+          strategy=None, is_writer: bool = True, extra_callbacks: list | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a ``task`` model on ``data`` (or continue the run at ``resume``).
+
+    A resumed run keeps its own settings and split (from its folder); ``data`` is then ignored.
+    """
+    from fisuras.data import Manifest
+    from fisuras.train.engine import Engine
+    from fisuras.train.tasks import task_spec
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if resume is not None:
+        run = RunFolder.open(resume, task)
+        settings = Settings.model_validate(run.read_yaml("settings.yaml"))
+        manifest = Manifest.load(run.file("manifest.json"))
+    else:
+        if data is None:
+            raise ValueError("a dataset path is needed unless resuming a run")
+        manifest, report = prepare_data(task, data, settings)
+        run = RunFolder.create(settings.runs_dir, task, settings.run_name)
+        run.write_text("settings.yaml", settings.to_yaml())
+        run.write_json("data_report.json", report.to_dict())
+        manifest.save(run.file("manifest.json"))
+        run.write_state(RunState(task=task, batch_size=plan.batch_size))
+        log(manifest.summary())
+    run.write_json("plan.json", plan.to_dict())
+
+    train_data, val_data = dataset_factories(task, manifest, settings, plan, run)
+    class_weight = manifest.class_weights("train") if task == "detect" else None
+    engine = Engine(task_spec(task, settings), plan, run, strategy=strategy, is_writer=is_writer,
+                    extra_callbacks=extra_callbacks, verbose=verbose, log=log)
+    fitted = engine.fit(train_data, val_data, class_weight=class_weight,
+                        resume=resume is not None)
+    result = TrainResult(run=run, state=fitted.state, history=fitted.history,
+                         compile_seconds=fitted.compile_seconds)
+    if is_writer:
+        from fisuras.evaluate.run import finish_run
+
+        result.metrics = finish_run(run, engine.model, manifest, task, settings,
+                                    evaluate=evaluate, log=log)
+    return result
+
+
+def prepare_data(task: str, data: str | Path, settings: Settings):
+    """Read, check and split: stops on bad files unless ``settings.skip_bad``."""
+    from fisuras.data import apply_check, check_dataset, read_dataset, split_dataset
+
+    description = read_dataset(data, task=task)
+    report = check_dataset(description)
+    description = apply_check(description, report, settings.skip_bad)
+    manifest = split_dataset(description, seed=settings.seed, val=settings.val_fraction,
+                             test=settings.test_fraction, keys=report.content_keys)
+    return manifest, report
+
+
+def dataset_factories(task: str, manifest, settings: Settings, plan: Plan, run: RunFolder):
+    """Functions batch size -> tf.data.Dataset for the train and validation splits."""
+    from fisuras.data import make_dataset
+
+    common = dict(task=task, image_size=image_size_for(task, settings),
+                  cache=settings.cache, cache_budget_bytes=plan.cache_budget_bytes,
+                  deterministic=settings.deterministic, seed=settings.seed,
+                  prefetch=None if plan.prefetch < 0 else plan.prefetch)
+
+    def train_data(batch_size: int):
+        return make_dataset(manifest["train"], batch_size=batch_size * plan.replicas,
+                            training=True, augment=settings.augment,
+                            cache_dir=str(run.file("cache/train")), **common)
+
+    def val_data(batch_size: int):
+        return make_dataset(manifest["val"], batch_size=batch_size * plan.replicas,
+                            training=False, augment=False,
+                            cache_dir=str(run.file("cache/val")), **common)
+
+    return train_data, (val_data if manifest["val"] else None)

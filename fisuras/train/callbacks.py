@@ -1,0 +1,143 @@
+"""Keras callbacks of the engine: NaN guard, speed meter, epoch recorder (checkpoints, history)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from fisuras.files import atomic_write
+from fisuras.train.run import RunFolder, RunState
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good weights were kept."""
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop at the first non-finite loss by raising, before any checkpoint can save bad weights.
+
+    Raising (rather than ``stop_training``) matters: Keras still calls ``on_epoch_end`` after
+    ``stop_training``, which would checkpoint the NaN weights.
+    """
+
+    def __init__(self, advice: str):
+        super().__init__()
+        self.advice = advice
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}. "
+                f"{self.advice}")
+
+
+class SpeedMeter(keras.callbacks.Callback):
+    """Images per second per epoch, with the first step (tracing/compilation) timed apart.
+
+    Adds ``images_per_second`` to the batch logs (shown by the progress bar) and to the epoch logs
+    (written to history.csv); ``compile_seconds`` is the first step of the first epoch.
+    """
+
+    def __init__(self, batch_size: int, steps_per_execution: int = 1):
+        super().__init__()
+        self.batch_size = batch_size
+        self.steps_per_execution = steps_per_execution
+        self.compile_seconds: float | None = None
+        self._step_start = 0.0
+        self._timed_start: float | None = None
+        self._timed_images = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._timed_start, self._timed_images = None, 0
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if self.compile_seconds is None:
+            self.compile_seconds = now - self._step_start
+            return
+        if self._timed_start is None:  # start timing after the epoch's first step
+            self._timed_start = self._step_start
+        self._timed_images += self.batch_size * self.steps_per_execution
+        rate = self.images_per_second(now)
+        if logs is not None and rate:
+            logs["images_per_second"] = rate
+
+    def images_per_second(self, now: float | None = None) -> float:
+        if self._timed_start is None:
+            return 0.0
+        elapsed = (now or time.perf_counter()) - self._timed_start
+        return self._timed_images / elapsed if elapsed > 0 else 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["images_per_second"] = self.images_per_second()
+            if self.compile_seconds is not None:
+                logs["compile_seconds"] = self.compile_seconds
+
+
+class GpuMonitor(keras.callbacks.Callback):
+    """GPU memory and utilisation per epoch, through NVML when it is installed (else nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handle = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # no NVML, no GPU, or no driver: the monitor stays silent
+            self._handle = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._handle is None or logs is None:
+            return
+        memory = self._nvml.nvmlDeviceGetMemoryInfo(self._handle)
+        logs["gpu_memory_mb"] = memory.used / 2**20
+        logs["gpu_utilisation"] = self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """At each epoch end: last and best checkpoints, history.csv and state.json, all atomic."""
+
+    def __init__(self, run: RunFolder, state: RunState, history: list[dict[str, Any]],
+                 monitor: str, phase: str, is_writer: bool = True,
+                 on_epoch: Callable[[int, dict], None] | None = None):
+        super().__init__()
+        self.run, self.state, self.history = run, state, history
+        self.monitor, self.phase, self.is_writer = monitor, phase, is_writer
+        self.on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, "phase": self.phase, "batch_size": self.state.batch_size,
+               **{k: float(v) for k, v in logs.items()}}
+        self.history[:] = [r for r in self.history if int(r["epoch"]) < epoch + 1] + [row]
+        self.state.epoch = epoch + 1
+        value = logs.get(self.monitor)
+        improved = value is not None and (self.state.best_value is None
+                                          or value > self.state.best_value)
+        if improved:
+            self.state.best_value = float(value)
+        if self.is_writer:
+            save = self.model.save
+            atomic_write(self.run.last_checkpoint, lambda tmp: save(tmp))
+            if improved:
+                atomic_write(self.run.best_checkpoint, lambda tmp: save(tmp))
+            self.run.write_history(self.history)
+            self.run.write_state(self.state)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, logs)
