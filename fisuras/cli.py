@@ -133,7 +133,9 @@ def _train_command(task: str):
             backbone_key: backbone, "weights": weights, size_key: image_size,
             "run_name": name, "skip_bad": skip_bad})
         plan = hardware.configure(settings, verbose=True).plan
-        result = _run_library(lambda: train(task, data, settings, plan, resume=resume))
+        verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in logs and CI
+        result = _run_library(lambda: train(task, data, settings, plan, resume=resume,
+                                            verbose=verbose))
         click.echo(format_train_result(result))
 
     command.__doc__ = (f"Train a {'detection' if task == 'detect' else 'segmentation'} model on "
@@ -174,6 +176,78 @@ def evaluate(run, data, split, knob_file, run_file, set_values) -> None:
     result = _run_library(lambda: evaluate_run(run, data, settings, split=split))
     click.echo("\n".join(summary_lines({"test": result["figures"], "threshold":
                                         result["threshold"]})))
+
+# --- data --------------------------------------------------------------------------------------
+@main.group()
+def data() -> None:
+    """Inspect, check and synthesize crack datasets."""
+
+
+@data.command("inspect")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--task", type=click.Choice(["detect", "segment"]),
+              help="When the layout is ambiguous.")
+@click.option("--out", "out_png", type=click.Path(dir_okay=False),
+              help="Sample grid PNG (default: <PATH name>_samples.png here).")
+def data_inspect(path, task, out_png) -> None:
+    """Counts per class and surface, imbalance, sizes, problems, and a grid of samples."""
+    from fisuras.data import inspect_dataset, read_dataset
+
+    out_png = out_png or f"{Path(path).resolve().name}_samples.png"
+    report = _run_library(lambda: inspect_dataset(read_dataset(path, task=task), out_png))
+    click.echo(report.to_text())
+    click.echo(f"sample grid: {out_png}")
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--task", type=click.Choice(["detect", "segment"]))
+def data_check(path, task) -> None:
+    """Scan every file; exit 1 when something would stop training."""
+    from fisuras.data import check_dataset, read_dataset
+
+    report = _run_library(lambda: check_dataset(read_dataset(path, task=task)))
+    click.echo(report.to_text())
+    sys.exit(0 if report.ok else 1)
+
+
+@data.command("synth")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--per-class", default=100, show_default=True,
+              help="Images per SDNET2018 class folder (e.g. D/CD).")
+@click.option("--uncracked", type=int, help="Uncracked images per surface (default: --per-class).")
+@click.option("--seg", "n_seg", default=60, show_default=True, help="Segmentation pairs.")
+@click.option("--size", "image_size", default=256, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=1, show_default=True)
+def data_synth(out_dir, per_class, uncracked, n_seg, image_size, seed, workers) -> None:
+    """Write synthetic cracks: an SDNET2018-style tree and segmentation pairs with exact masks."""
+    from fisuras.data import synthesize
+
+    summary = _run_library(lambda: synthesize(
+        out_dir, n_per_class_per_surface=per_class, n_uncracked_per_surface=uncracked,
+        n_seg=n_seg, image_size=image_size, seed=seed, workers=workers))
+    click.echo(summary.to_text())
+
+
+# --- demo --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--workdir", default="demo_data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--shared-data", default="../shared/data", show_default=True,
+              help="Real crack samples to evaluate on, when the folder exists.")
+@settings_options
+def demo(workdir, shared_data, knob_file, run_file, set_values) -> None:
+    """Synthetic data -> a detector and a segmenter sized for this machine -> results table."""
+    from fisuras import hardware
+    from fisuras.demo import run_demo
+
+    settings = resolve_settings(knob_file, run_file, set_values)
+    plan = hardware.configure(settings, verbose=True).plan
+    result = _run_library(lambda: run_demo(settings, plan, workdir=workdir,
+                                           shared_data=shared_data))
+    click.echo("\n" + result.table())
+    for task, path in result.runs.items():
+        click.echo(f"{task} run folder: {path}")
 
 
 if __name__ == "__main__":

@@ -203,8 +203,8 @@ def load_settings(
 ) -> Settings:
     """Resolve settings from defaults < ``knob_file`` < ``run_file`` < ``overrides``.
 
-    ``overrides`` may use dotted keys for nested values (``{"gpu.enable_xla": False}``). Values
-    given as ``None`` in ``overrides`` mean "not given" and are ignored (convenient for CLI flags).
+    ``overrides`` may use dotted keys for nested values (``{"gpu.enable_xla": False}``); an
+    explicit ``None`` is a value (``gpu.memory_limit_mb=None`` clears a limit from config.py).
 
     Raises:
         SettingsError: naming the key, the bad value and what is allowed.
@@ -216,8 +216,7 @@ def load_settings(
     if run_file is not None:
         layers.append((str(run_file), read_run_file(run_file)))
     if overrides:
-        given = {key: value for key, value in overrides.items() if value is not None}
-        layers.append(("command line", _undot(given)))
+        layers.append(("command line", _undot(dict(overrides))))
     for _source, values in layers:
         _deep_update(merged, values)
     try:

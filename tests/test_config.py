@@ -51,9 +51,9 @@ def test_precedence_defaults_knobs_run_file_flags(tmp_path):
     assert with_run.batch_size == 16 and with_run.gpu.memory_limit_mb == 2500
     assert with_run.gpu.enable_xla is False  # nested keys merge, not replace
     with_flags = load_settings(knobs, run, {"batch_size": 8, "gpu.enable_xla": True,
-                                            "epochs_segment": None})
+                                            "gpu.memory_limit_mb": None})
     assert with_flags.batch_size == 8 and with_flags.gpu.enable_xla is True
-    assert with_flags.epochs_segment == 35  # None means "flag not given"
+    assert with_flags.gpu.memory_limit_mb is None  # an explicit null clears the file's limit
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,8 +116,13 @@ class _FileScan:
     note: Problem | None = None
 
 
-def scan_file(path: str, *, want_hashes: bool = True) -> _FileScan:
-    """Decode one file fully with Pillow; report why it cannot be used, if so."""
+def scan_file(path: str, *, want_hashes: bool = True,
+              second_decoder: Callable[[bytes], object] | None = None) -> _FileScan:
+    """Decode one file fully with Pillow; report why it cannot be used, if so.
+
+    ``second_decoder`` (e.g. TensorFlow's) is tried too: a few corrupt JPEGs that Pillow
+    decodes with a warning make TensorFlow fail, which would stop training mid-epoch.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as error:
@@ -135,6 +141,12 @@ def scan_file(path: str, *, want_hashes: bool = True) -> _FileScan:
     if fmt not in DECODABLE_FORMATS:
         return _FileScan(path, problem=Problem(
             path, "not_image", f"{fmt} image; TensorFlow reads only JPEG, PNG, BMP, GIF"))
+    if second_decoder is not None:
+        try:
+            second_decoder(data)
+        except Exception as error:  # noqa: BLE001 - any decoder failure means "unreadable"
+            return _FileScan(path, problem=Problem(
+                path, "unreadable", f"TensorFlow cannot decode it: {_clean_error(error)}"))
     note = Problem(path, "converted", f"{mode} -> RGB") if mode else None
     if not want_hashes:
         return _FileScan(path, size, note=note)
@@ -145,7 +157,7 @@ def scan_file(path: str, *, want_hashes: bool = True) -> _FileScan:
 
 
 def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
-                  workers: int = 2) -> CheckReport:
+                  workers: int = 2, verify_with_tensorflow: bool = False) -> CheckReport:
     """Decode every image and mask of ``desc`` and report what is wrong with them.
 
     The structural problems the reader already found (``desc.problems``) are included.
@@ -154,6 +166,8 @@ def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
         desc: from ``read_dataset``.
         find_duplicates: hash bytes and decoded pixels to find exact duplicates.
         workers: decoding threads (Pillow releases the GIL while decoding).
+        verify_with_tensorflow: also decode every file with ``tf.io.decode_image``, as the
+            pipeline will (about twice the time; use it before training).
 
     Example:
         >>> report = check_dataset(read_dataset("/data/sdnet"))  # doctest: +SKIP
@@ -162,15 +176,19 @@ def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
     """
     images = [s.image for s in desc.samples]
     masks = [s.mask for s in desc.samples if s.mask is not None]
+    decoder = _tensorflow_decoder() if verify_with_tensorflow else None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        image_scans = list(pool.map(lambda p: scan_file(p, want_hashes=find_duplicates), images))
-        mask_scans = {s.path: s for s in pool.map(lambda p: scan_file(p, want_hashes=False),
-                                                   masks)}
+        image_scans = list(pool.map(lambda p: scan_file(
+            p, want_hashes=find_duplicates, second_decoder=decoder), images))
+        mask_scans = {s.path: s for s in pool.map(lambda p: scan_file(
+            p, want_hashes=False, second_decoder=decoder), masks)}
     by_image = {scan.path: scan for scan in image_scans}
 
     problems = list(desc.problems)
-    for scan in [*image_scans, *mask_scans.values()]:
+    for scan in image_scans:
         problems += [p for p in (scan.problem, scan.note) if p is not None]
+    # Masks: single-channel or palette is their normal form, so no "converted" notes.
+    problems += [scan.problem for scan in mask_scans.values() if scan.problem is not None]
     for sample in desc.samples:
         mask_scan = mask_scans.get(sample.mask) if sample.mask else None
         image_size = by_image[sample.image].size
@@ -202,6 +220,18 @@ def apply_check(desc: DatasetDescription, report: CheckReport,
     bad = {p.path for p in report.blocking}
     kept = [s for s in desc.samples if s.image not in bad and s.mask not in bad]
     return desc.with_samples(kept, problems=report.problems)
+
+
+def _tensorflow_decoder() -> Callable[[bytes], object]:
+    import tensorflow as tf  # only here: the rest of the check works without TensorFlow
+
+    return lambda data: tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def _clean_error(error: Exception) -> str:
+    """TensorFlow's message without its ``{{function_node ...}}`` and ``[Op:...]`` wrapping."""
+    text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", str(error)).strip()
+    return (text or type(error).__name__)[:200]
 
 
 def _hw(size: tuple[int, int]) -> str:

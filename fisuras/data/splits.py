@@ -138,7 +138,7 @@ def assign_split(key: str, seed: int, *, val: float, test: float) -> str:
     """The split of one key: a pure function of (seed, key, fractions).
 
     Example:
-        >>> assign_split("abc", 42, val=0.15, test=0.15) == assign_split("abc", 42, val=.15, test=.15)
+        >>> assign_split("abc", 42, val=0.15, test=0.15) in ("train", "val", "test")
         True
     """
     digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()

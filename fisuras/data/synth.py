@@ -68,7 +68,7 @@ class SynthSummary:
 # --- textures -------------------------------------------------------------------------------
 
 def _smooth_noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray:
-    """Unit-variance-ish noise smooth at scale ``cell`` px: coarse random grid, bilinear upsample."""
+    """Roughly unit-variance noise, smooth at scale ``cell`` px (coarse grid, bicubic upsample)."""
     cells = max(2, int(math.ceil(size / cell)) + 1)
     coarse = rng.standard_normal((cells, cells)).astype(np.float32)
     image = Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC)

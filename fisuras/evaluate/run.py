@@ -79,7 +79,6 @@ def finish_run(
             model, card, manifest["test"], settings, plots_dir=run.file("plots")
         )
     run.write_json("metrics.json", metrics)
-    log(f"run folder: {run.path}")
     return metrics
 
 
@@ -87,6 +86,8 @@ def choose_threshold(model, samples, task: str, settings: Settings) -> float:
     """Detection: the F1-maximising probability on ``samples``; segmentation: the ODS one."""
     if task == "detect":
         labels, scores, _ = predict_detection(model, samples, settings.image_size_detect)
+        if labels.min() == labels.max():  # one class only: F1 cannot choose, keep 0.5
+            return 0.5
         return float(best_f1_threshold(labels, scores))
     evaluator = SegmentationEvaluator(tolerance_px=settings.tolerance_px)
     for sample, prob, true in predict_segmentation(model, samples, settings.image_size_segment):
@@ -107,7 +108,8 @@ def evaluate_samples(
         if plots_dir is not None:
             overall = classification_metrics(labels, scores, card.threshold)
             plots.plot_confusion(overall["confusion"], Path(plots_dir) / "confusion.png")
-            plots.plot_roc_pr(labels, scores, Path(plots_dir) / "roc_pr.png")
+            plots.plot_roc_pr(labels, scores, Path(plots_dir) / "roc_pr.png",
+                              threshold=card.threshold)
             plots.plot_prediction_grid(
                 images, labels, scores, card.threshold, Path(plots_dir) / "predictions.png"
             )

@@ -120,6 +120,12 @@ class _ImageCounts:
 class SegmentationEvaluator:
     """Accumulates per-image counts, then reports pixel and tolerance metrics per group.
 
+    Memory: per image only two count vectors of length ``thresholds`` are kept, never the maps.
+    Time: one thinning and one matching per threshold whose mask differs from the previous one;
+    measured on 480x320 CFD masks, 99 thresholds, 2 shared CPU cores: about 0.4 s CPU per image
+    for a good model's output (30 images in ~13 s), about 2 s per image for an untrained model
+    whose output covers half the image in large blobs (thinning big blobs is the cost).
+
     Example:
         >>> import numpy as np
         >>> true = np.zeros((32, 32), bool); true[16, 4:28] = True

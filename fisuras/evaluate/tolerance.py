@@ -120,15 +120,20 @@ def maximum_matching_size(left: np.ndarray, right: np.ndarray) -> int:
     """
     if left.size == 0:
         return 0
-    # Renumber to compact ids: only vertices with an edge enter the flow network.
-    left_ids, left = np.unique(left, return_inverse=True)
-    right_ids, right = np.unique(right, return_inverse=True)
-    n_left, n_right = left_ids.size, right_ids.size
+    n_left, n_right = int(left.max()) + 1, int(right.max()) + 1  # edgeless vertices are harmless
+    # Nodes: left 0..n_left-1, right n_left.., then source and sink. The network is written
+    # straight into CSR form, row by row: source -> every left, left -> its rights (edges sorted
+    # by left), every right -> sink, sink -> nothing.
     source, sink = n_left + n_right, n_left + n_right + 1
-    tails = np.concatenate([np.full(n_left, source), left, n_left + np.arange(n_right)])
-    heads = np.concatenate([np.arange(n_left), n_left + right, np.full(n_right, sink)])
+    order = np.argsort(left, kind="stable")
+    heads = np.concatenate([n_left + right[order], np.full(n_right, sink), np.arange(n_left)])
+    edges_per_left = np.bincount(left, minlength=n_left)
+    row_ends = np.concatenate(
+        [np.cumsum(edges_per_left), left.size + np.arange(1, n_right + 1), [heads.size] * 2]
+    )
     capacity = sparse.csr_array(
-        (np.ones(tails.size, dtype=np.int32), (tails, heads)), shape=(sink + 1, sink + 1)
+        (np.ones(heads.size, dtype=np.int32), heads.astype(np.int32), np.r_[0, row_ends]),
+        shape=(sink + 1, sink + 1),
     )
     return int(maximum_flow(capacity, source, sink, method="dinic").flow_value)
 

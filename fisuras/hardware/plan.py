@@ -68,7 +68,11 @@ class Plan:
         from dataclasses import replace
 
         ladder = tuple(b for b in self.batch_ladder if b <= batch_size)
-        return replace(self, batch_size=batch_size, batch_ladder=ladder or (batch_size,))
+        if not ladder or ladder[0] != batch_size:
+            ladder = (batch_size, *ladder)
+        scale = self.learning_rate_scale * batch_size / self.batch_size
+        return replace(self, batch_size=batch_size, batch_ladder=ladder,
+                       learning_rate_scale=scale)
 
     def to_dict(self) -> dict:
         data = asdict(self)

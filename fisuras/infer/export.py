@@ -41,7 +41,6 @@ from fisuras.infer.runners import (
     EXPORT_EXTRA_HINT,
     ExportDependencyError,
     import_onnxruntime,
-    keras_predictor,
     onnx_predictor,
     saved_model_predictor,
     tflite_predictor,
@@ -155,20 +154,20 @@ def export_model(
     if fmt == "onnx":
         _require_onnx_tools()
     loaded = load_model(run_or_model_path)
-    model, converted = to_float32(loaded.model)
-    image_shape = _image_shape(model, loaded.card.image_size)
-    samples = _sample_inputs(sample_inputs, image_shape)
-    reference = keras_predictor(model)(samples)
-    precision_change = 0.0
-    if converted:
-        original = keras_predictor(loaded.model)(samples)
-        precision_change = float(np.max(np.abs(original - reference)))
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = inside(out_dir, ARTEFACT_NAMES[fmt])
     if target == loaded.path.resolve():
         raise ValueError(f"{out_dir}: exporting here would overwrite the source {loaded.path}")
+    model, converted = to_float32(loaded.model)
+    image_shape = _image_shape(model, loaded.card.image_size)
+    samples = _sample_inputs(sample_inputs, image_shape)
+    reference = np.asarray(model.predict_on_batch(samples), dtype=np.float32)
+    precision_change = 0.0
+    if converted:
+        original = np.asarray(loaded.model.predict_on_batch(samples), dtype=np.float32)
+        precision_change = float(np.max(np.abs(original - reference)))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     atol, rtol = TOLERANCES[fmt]
     tolerance = atol + rtol * float(np.max(np.abs(reference)))
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as work:
@@ -239,7 +238,8 @@ def _write_saved_model(model, work: Path, image_shape: tuple) -> Path:
 
 def _write_onnx(model, work: Path, image_shape: tuple) -> Path:
     """tf2onnx's ``from_function`` on a tf.function of the model: works with Keras 3, whose
-    models are not the tf.keras models ``tf2onnx.convert.from_keras`` was written for."""
+    models are not the tf.keras models ``tf2onnx.convert.from_keras`` was written for.
+    The ONNX graph has input ``image`` (float32, any batch size) and output ``logits``."""
     import tensorflow as tf
     import tf2onnx
 
@@ -247,7 +247,7 @@ def _write_onnx(model, work: Path, image_shape: tuple) -> Path:
 
     @tf.function(input_signature=signature)
     def serve(image):
-        return model(image, training=False)
+        return {"logits": model(image, training=False)}
 
     path = work / ARTEFACT_NAMES["onnx"]
     tf2onnx.convert.from_function(
@@ -278,7 +278,7 @@ def _run_keras(path: Path):
     """Reload the written file as a user would: safe mode, fisuras layers registered."""
     from fisuras.models.saving import load_model as load_keras_model
 
-    return keras_predictor(load_keras_model(path, compile=False))
+    return load_keras_model(path, compile=False).predict_on_batch
 
 
 WRITERS = {

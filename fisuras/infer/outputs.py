@@ -20,7 +20,7 @@ from PIL import Image
 from fisuras.files import atomic_write, atomic_write_text
 
 MAX_NAME_LENGTH = 80
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w keeps letters of any script: "año" stays "año"
 
 
 class OutputPathError(ValueError):
@@ -31,8 +31,8 @@ def safe_name(stem: str) -> str:
     """A file-name-safe version of ``stem``: no separators, no leading dots, never empty.
 
     Example:
-        >>> safe_name("../../evil"), safe_name("IMG 001 (copy)"), safe_name("..")
-        ('evil', 'IMG_001_copy', 'image')
+        >>> safe_name("../../evil"), safe_name("IMG 001 (copy)"), safe_name(".."), safe_name("año")
+        ('evil', 'IMG_001_copy', 'image', 'año')
     """
     cleaned = _UNSAFE.sub("_", stem).strip("._-")
     cleaned = re.sub(r"\.{2,}", ".", cleaned)[:MAX_NAME_LENGTH].strip("._-")

@@ -101,7 +101,7 @@ def pad_bottom_right(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def blend_weights(tile: int, floor: float = EDGE_WEIGHT_FLOOR) -> np.ndarray:
-    """float32 ``[tile, tile]`` weights: the outer product of two 1-D Hann ramps lifted by ``floor``.
+    """float32 ``[tile, tile]`` weights: outer product of two 1-D Hann ramps lifted by ``floor``.
 
     The ramp is sampled at pixel centres, ``sin(pi * (i + 0.5) / tile) ** 2``, so it is symmetric
     and positive. The floor is added to each 1-D ramp, not to the 2-D product: along the image

@@ -38,6 +38,8 @@ def conv_block(x, filters: int, name: str, *, convs: int = 2, kernel_size: int =
         x = layers.Conv2D(
             filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv{index}"
         )(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        # momentum 0.9, not Keras's 0.99: small CPU runs take a few hundred steps, and at 0.99
+        # the inference statistics would still be near their initial values (validation stuck).
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{index}")(x)
         x = layers.ReLU(name=f"{name}_relu{index}")(x)
     return x

@@ -9,10 +9,10 @@ def load_model(path: str | os.PathLike, *, compile: bool = True):
     """``keras.models.load_model(path, safe_mode=True)`` after registering fisuras' custom objects.
 
     Use this rather than Keras directly: ``import fisuras.models`` is lazy and registers nothing,
-    so Keras would not know ``fisuras>CaffePreprocess`` or the fisuras losses.
+    so Keras would not know ``fisuras>CaffePreprocess``, the fisuras losses or metrics.
     """
     import keras
 
-    from fisuras.models import layers, losses  # noqa: F401  (importing registers them)
+    from fisuras.models import layers, losses, metrics  # noqa: F401  (importing registers them)
 
     return keras.models.load_model(os.fspath(path), safe_mode=True, compile=compile)

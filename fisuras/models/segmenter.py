@@ -71,8 +71,8 @@ def build_segmenter(
         taps = [application.get_layer(name).output for name in spec.skip_layers]
         encoder = keras.Model(application.input, [*taps, application.output], name="backbone")
         *skips, bottom = call_backbone(encoder, backbone, images, pretrained=choice != "none")
-        # Thin cracks (2 px) are barely visible at 1/2 scale: a small full-resolution branch
-        # on the raw image gives the last decoder level pixel-exact edges.
+        # Thin cracks (2 px) are 1 px wide at the finest encoder scale (1/2): a small
+        # full-resolution branch on the raw image gives the last decoder level pixel detail.
         detail = conv_block(layers.Rescaling(1 / 255, name="detail_scale")(images),
                             base_filters, "detail", convs=1)
         # 1x1 "bridge": 1280-2048 encoder channels would make the first decoder conv the

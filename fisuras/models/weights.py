@@ -86,6 +86,12 @@ def is_download_failure(error: BaseException) -> bool:
     )
 
 
+def _first_lines(error: BaseException, count: int = 2) -> str:
+    """The gist of a (often very long) Keras loading error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines[:count])
+
+
 def load_weights_file(path: Path, *, model, backbone=None) -> None:
     """Load ``path`` into ``backbone`` if it fits there, else into the whole ``model``.
 
@@ -104,7 +110,7 @@ def load_weights_file(path: Path, *, model, backbone=None) -> None:
                 target.load_weights(str(path))
             return
         except (ValueError, KeyError, OSError, TypeError) as error:
-            errors.append(f"into {target.name!r}: {str(error).splitlines()[0]}")
+            errors.append(f"into {target.name!r}: {_first_lines(error)}")
     raise WeightsFileError(
         f"weights file {str(path)!r} does not fit this model (tried "
         + "; ".join(errors)

@@ -51,6 +51,8 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
 
     A resumed run keeps its own settings and split (from its folder); ``data`` is then ignored.
     """
+    import tensorflow as tf
+
     from fisuras.data import Manifest
     from fisuras.train.engine import Engine
     from fisuras.train.tasks import task_spec
@@ -59,6 +61,11 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     if resume is not None:
         run = RunFolder.open(resume, task)
         settings = Settings.model_validate(run.read_yaml("settings.yaml"))
+    # Build first: missing ImageNet weights must fail before minutes of data scanning.
+    spec = task_spec(task, settings)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = spec.build_model()
+    if resume is not None:
         manifest = Manifest.load(run.file("manifest.json"))
     else:
         if data is None:
@@ -74,7 +81,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
 
     train_data, val_data = dataset_factories(task, manifest, settings, plan, run)
     class_weight = manifest.class_weights("train") if task == "detect" else None
-    engine = Engine(task_spec(task, settings), plan, run, strategy=strategy, is_writer=is_writer,
+    engine = Engine(spec, plan, run, strategy=strategy, is_writer=is_writer, model=model,
                     extra_callbacks=extra_callbacks, verbose=verbose, log=log)
     fitted = engine.fit(train_data, val_data, class_weight=class_weight,
                         resume=resume is not None)

@@ -90,15 +90,18 @@ class Engine:
     def __init__(self, spec: TaskSpec, plan: Plan, run: RunFolder, *,
                  strategy: tf.distribute.Strategy | None = None, is_writer: bool = True,
                  extra_callbacks: list[keras.callbacks.Callback] | None = None,
-                 verbose: int = 1, log: Callable[[str], None] | None = None):
+                 verbose: int = 1, log: Callable[[str], None] | None = None,
+                 model: keras.Model | None = None):
         self.spec, self.plan, self.run = spec, plan, run
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_writer = is_writer
         self.extra_callbacks = list(extra_callbacks or [])
         self.verbose = verbose
         self.log = log or (lambda message: print(message, file=sys.stderr))
-        with self.strategy.scope():
-            self.model = spec.build_model()
+        if model is None:
+            with self.strategy.scope():
+                model = spec.build_model()
+        self.model = model
 
     # --- public ----------------------------------------------------------------------------
     def fit(self, train_data: DatasetFactory, val_data: DatasetFactory | None,
@@ -144,7 +147,7 @@ class Engine:
                     train_data(batch_size),
                     validation_data=val_data(batch_size) if val_data else None,
                     initial_epoch=state.epoch, epochs=phase_end, class_weight=class_weight,
-                    callbacks=callbacks, verbose=self.verbose,
+                    callbacks=callbacks, verbose=self.verbose, shuffle=False,  # tf.data shuffles
                 )
                 return speed
             except TrainingDiverged as error:

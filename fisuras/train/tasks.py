@@ -12,8 +12,12 @@ LIGHT_BACKBONES = {"small_cnn", "unet_light"}  # no pretrained backbone to freez
 
 
 def detection_phases(settings: Settings) -> list[Phase]:
-    """8 frozen + 22 fine-tune epochs by default; one phase for a model with no backbone."""
-    if settings.backbone_detect in LIGHT_BACKBONES:
+    """8 frozen + 22 fine-tune epochs by default; one phase for a model with no backbone.
+
+    The fine-tune rate is low to protect the pretrained features.
+    """
+    if settings.backbone_detect in LIGHT_BACKBONES or settings.weights == "none":
+        # No pretrained features: freezing random ones would only waste epochs.
         return [Phase("train", settings.epochs_detect, True, settings.learning_rate)]
     return [
         Phase("frozen", settings.frozen_epochs_detect, False, settings.learning_rate),
@@ -24,10 +28,16 @@ def detection_phases(settings: Settings) -> list[Phase]:
 
 def segmentation_phases(settings: Settings) -> list[Phase]:
     """An optional frozen-encoder warm-up, then the whole U-Net at the base learning rate."""
-    warmup = 0 if settings.backbone_segment in LIGHT_BACKBONES else settings.frozen_epochs_segment
+    pretrained = settings.backbone_segment not in LIGHT_BACKBONES and settings.weights != "none"
+    warmup = settings.frozen_epochs_segment if pretrained else 0
     phases = [Phase("warmup", warmup, False, settings.learning_rate)] if warmup else []
     phases.append(Phase("train", settings.epochs_segment - warmup, True, settings.learning_rate))
     return phases
+
+
+def weights_for(backbone: str, weights: str) -> str:
+    """Light CPU models have no pretrained weights: the default "imagenet" means "none" there."""
+    return "none" if backbone in LIGHT_BACKBONES and weights == "imagenet" else weights
 
 
 def task_spec(task: str, settings: Settings) -> TaskSpec:
@@ -39,7 +49,8 @@ def task_spec(task: str, settings: Settings) -> TaskSpec:
         def build():
             return models.build_classifier(
                 settings.backbone_detect, image_size=settings.image_size_detect,
-                weights=settings.weights, dropout=settings.dropout)
+                weights=weights_for(settings.backbone_detect, settings.weights),
+                dropout=settings.dropout)
         return TaskSpec(
             task="detect", build_model=build, make_loss=lambda: models.make_loss("bce"),
             make_metrics=lambda: training_metrics("detect"), phases=detection_phases(settings),
@@ -48,7 +59,7 @@ def task_spec(task: str, settings: Settings) -> TaskSpec:
         def build():
             return models.build_segmenter(
                 settings.backbone_segment, image_size=settings.image_size_segment,
-                weights=settings.weights)
+                weights=weights_for(settings.backbone_segment, settings.weights))
         return TaskSpec(
             task="segment", build_model=build,
             make_loss=lambda: models.make_loss(settings.loss_segment),

@@ -117,6 +117,8 @@ def test_plan_is_pure_and_describes_every_choice():
 def test_with_batch_walks_the_ladder_down():
     plan = plan_for(LAPTOP_WSL).with_batch(56)
     assert plan.batch_size == 56 and plan.batch_ladder[:2] == (56, 48)
+    assert plan.learning_rate_scale == 56 / 64  # linear scaling follows the batch
+    assert plan_for(LAPTOP_WSL).with_batch(20).batch_ladder[:2] == (20, 16)
 
 
 @pytest.mark.parametrize(

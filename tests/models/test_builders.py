@@ -26,7 +26,8 @@ def _first_normalised_tensor(model, backbone):
     """The model's input after its built-in normalisation (EfficientNet: inside the backbone)."""
     if backbone == "efficientnet_v2_b0":
         encoder = backbone_of(model)
-        norm = next(l for l in encoder.layers if isinstance(l, keras.layers.Normalization))
+        norm = next(layer for layer in encoder.layers
+                    if isinstance(layer, keras.layers.Normalization))
         return keras.Model(encoder.input, norm.output)(IMAGES.astype("float32"))
     return keras.Model(model.input, model.get_layer("preprocess").output)(IMAGES)
 
@@ -44,7 +45,9 @@ def test_classifier_gives_float32_logits_under_mixed_precision(backbone, mixed_p
     # The normalisation is inside the model (float16 here, hence the tolerance).
     normalised = np.asarray(_first_normalised_tensor(model, backbone), dtype="float32")
     expected = REFERENCE_PREPROCESSING[backbone](IMAGES.astype("float32"))
-    np.testing.assert_allclose(normalised, expected, rtol=4e-3, atol=4e-3)
+    # float16 keeps ~3 significant digits; ResNet's mean pixel values even round to 1/16.
+    atol = 0.05 if backbone == "resnet50" else 4e-3
+    np.testing.assert_allclose(normalised, expected, rtol=4e-3, atol=atol)
 
 
 @pytest.mark.parametrize("backbone", ["unet_light", *BACKBONES])

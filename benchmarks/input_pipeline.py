@@ -1,0 +1,257 @@
+"""Input-pipeline benchmark: how fast fisuras feeds images compared with simple loaders.
+
+Builds >= 5,000 synthetic 256x256 JPEGs (kept in --workdir between runs), then measures in one
+run, in images per second:
+
+  (a) the single-thread decode ceiling: a Python loop of tf.io.decode_jpeg(tf.io.read_file(p));
+  (b) naive loaders: a Pillow open + np.asarray loop, and keras.utils.image_dataset_from_directory
+      with its defaults;
+  (c) fisuras make_dataset (training, augmentation on, batch 64, 224 px): cold (streaming,
+      cache="none") and cached (cache="memory", second epoch);
+
+and the peak RSS of streaming epochs over 5,000 and 20,000 files, each in its own subprocess
+(the 20,000-file tree is the 5,000 files plus hard links, since content does not matter there).
+
+Targets on 2 cores: pipeline >= 1.7x the ceiling, cached >= 5x, streaming RSS flat in file count.
+
+Usage:
+    python benchmarks/input_pipeline.py                   # full run (minutes; a quiet machine)
+    python benchmarks/input_pipeline.py --quick           # 300 files smoke run
+    python benchmarks/input_pipeline.py --json out.json --workdir /data/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+IMAGE_SIDE = 256
+MODEL_SIDE = 224
+BATCH = 64
+TARGETS = {"pipeline_cold": 1.7, "pipeline_cached": 5.0}
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def build_files(workdir: Path, n_files: int, workers: int) -> list[str]:
+    """``n_files`` synthetic JPEGs in an SDNET-style tree, generated once and reused."""
+    from fisuras.data.synth import SUMMARY_NAME, synthesize
+
+    per_folder = -(-n_files // 6)
+    out = workdir / f"sdnet_{per_folder * 6}"
+    summary = out / SUMMARY_NAME
+    if not summary.exists():
+        print(f"generating {per_folder * 6:,} synthetic {IMAGE_SIDE}px JPEGs in {out} ...",
+              flush=True)
+        result = synthesize(out, n_per_class_per_surface=per_folder, n_seg=0,
+                            image_size=IMAGE_SIDE, seed=0, workers=workers)
+        print(f"  {result.to_text()}", flush=True)
+    return sorted(str(p) for p in (out / "sdnet").rglob("*.jpg"))
+
+
+def linked_tree(files: list[str], workdir: Path, n_files: int) -> Path:
+    """A folder of ``n_files`` names pointing at ``files`` (hard links; copies if impossible)."""
+    import shutil
+
+    out = workdir / f"linked_{n_files}"
+    marker = out / "done"
+    if marker.exists():
+        return out
+    for i in range(n_files):
+        source = Path(files[i % len(files)])
+        target = out / source.parent.parent.name / source.parent.name / f"{i:06d}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+    marker.write_text("ok")
+    return out
+
+
+def warm_page_cache(files: list[str]) -> None:
+    """Read every file once so that no measurement pays for the first disk read."""
+    for path in files:
+        Path(path).read_bytes()
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("nan")
+
+
+def measure_ceiling(files: list[str]) -> float:
+    import tensorflow as tf
+
+    for path in files[:20]:  # warm up eager op dispatch
+        tf.io.decode_jpeg(tf.io.read_file(path))
+    start = time.perf_counter()
+    for path in files:
+        tf.io.decode_jpeg(tf.io.read_file(path))
+    return rate(len(files), time.perf_counter() - start)
+
+
+def measure_pil(files: list[str]) -> float:
+    import numpy as np
+    from PIL import Image
+
+    start = time.perf_counter()
+    for path in files:
+        with Image.open(path) as image:
+            np.asarray(image)
+    return rate(len(files), time.perf_counter() - start)
+
+
+def measure_keras_directory(root: Path) -> float:
+    import keras
+
+    ds = keras.utils.image_dataset_from_directory(str(root), verbose=False)
+    count, start = 0, time.perf_counter()
+    for images, _ in ds:
+        count += int(images.shape[0])
+    return rate(count, time.perf_counter() - start)
+
+
+def _epoch(ds) -> tuple[int, float]:
+    count, start = 0, time.perf_counter()
+    for images, _ in ds:
+        count += int(images.shape[0])
+    return count, time.perf_counter() - start
+
+
+def _fisuras_dataset(files: list[str], cache: str):
+    from fisuras.data import Sample
+    from fisuras.data.pipeline import make_dataset
+
+    samples = [Sample(p, int(Path(p).parent.name.startswith("C"))) for p in files]
+    return make_dataset(samples, task="detect", image_size=MODEL_SIDE, batch_size=BATCH,
+                        training=True, augment=True, cache=cache, cache_budget_bytes=2**34)
+
+
+def measure_fisuras(files: list[str]) -> dict[str, float]:
+    _epoch(_fisuras_dataset(files[: 2 * BATCH], "none"))  # compile the XLA augmentation once
+    cold = _epoch(_fisuras_dataset(files, "none"))
+    cached_ds = _fisuras_dataset(files, "memory")
+    fill = _epoch(cached_ds)
+    cached = _epoch(cached_ds)
+    return {"pipeline_cold": rate(*cold), "pipeline_cache_fill": rate(*fill),
+            "pipeline_cached": rate(*cached)}
+
+
+def streaming_child(root: str) -> None:
+    """Run in a subprocess: one streaming epoch over every JPEG under ``root``; print JSON."""
+    files = sorted(str(p) for p in Path(root).rglob("*.jpg"))
+    count, seconds = _epoch(_fisuras_dataset(files, "none"))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"files": count, "images_per_s": rate(count, seconds),
+                      "peak_rss_mib": peak_kib / 1024}))
+
+
+def measure_streaming_rss(root: Path) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--streaming-child", str(root)],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def table(results: dict) -> str:
+    ceiling = results["rates"]["ceiling_decode_jpeg"]
+    rows = [("(a) single-thread tf.io.decode_jpeg loop", "ceiling_decode_jpeg"),
+            ("(b) Pillow open + np.asarray loop", "pil_loop"),
+            ("(b) keras image_dataset_from_directory", "keras_from_directory"),
+            ("(c) fisuras, streaming (cold)", "pipeline_cold"),
+            ("(c) fisuras, memory cache, 1st epoch", "pipeline_cache_fill"),
+            ("(c) fisuras, memory cache, 2nd epoch", "pipeline_cached")]
+    lines = ["| loader | images/s | x ceiling | target |", "|---|---:|---:|---:|"]
+    for label, key in rows:
+        value = results["rates"][key]
+        target = f">= {TARGETS[key]}x" if key in TARGETS else ""
+        lines.append(f"| {label} | {value:,.0f} | {value / ceiling:.2f} | {target} |")
+    rss = results["streaming_rss"]
+    lines.append("")
+    lines.append("| streaming epoch | files | images/s | peak RSS MiB |")
+    lines.append("|---|---:|---:|---:|")
+    for key, run in rss.items():
+        lines.append(f"| {key} | {run['files']:,} | {run['images_per_s']:,.0f} | "
+                     f"{run['peak_rss_mib']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 files, smoke run")
+    parser.add_argument("--files", type=int, default=None, help="files to time (default 5000)")
+    parser.add_argument("--rss-files", type=int, nargs=2, default=None,
+                        metavar=("SMALL", "LARGE"), help="file counts for the RSS comparison")
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "fisuras_bench"),
+                        help="where generated files are kept between runs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes used to generate files")
+    parser.add_argument("--json", default=None, help="write all numbers to this JSON file")
+    parser.add_argument("--streaming-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.streaming_child:
+        streaming_child(args.streaming_child)
+        return 0
+
+    n_files = args.files or (300 if args.quick else 5000)
+    small, large = args.rss_files or ((300, 1200) if args.quick else (5000, 20000))
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    all_files = build_files(workdir, max(n_files, small), args.workers)
+    files = all_files[:n_files]
+    warm_page_cache(files)
+    load = os.getloadavg()[0]
+    print(f"timing {len(files):,} files on {os.cpu_count()} cores (load average {load:.2f})",
+          flush=True)
+
+    import tensorflow as tf
+
+    rates = {"ceiling_decode_jpeg": measure_ceiling(files), "pil_loop": measure_pil(files)}
+    rates["keras_from_directory"] = measure_keras_directory(
+        linked_tree(files, workdir, len(files)))
+    rates.update(measure_fisuras(files))
+    rss = {}
+    for n in (small, large):
+        tree = linked_tree(all_files, workdir, n)
+        warm_page_cache([str(p) for p in tree.rglob("*.jpg")])
+        rss[f"{n}_files"] = measure_streaming_rss(tree)
+
+    results = {
+        "files": len(files), "image_side": IMAGE_SIDE, "model_side": MODEL_SIDE, "batch": BATCH,
+        "rates": rates,
+        "ratios_vs_ceiling": {k: v / rates["ceiling_decode_jpeg"] for k, v in rates.items()},
+        "targets": TARGETS, "streaming_rss": rss,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load,
+                    "load_average_at_end": os.getloadavg()[0], "python": platform.python_version(),
+                    "tensorflow": tf.__version__, "platform": platform.platform()},
+    }
+    results["targets_met"] = {k: results["ratios_vs_ceiling"][k] >= t for k, t in TARGETS.items()}
+    sizes = [run["peak_rss_mib"] for run in rss.values()]
+    results["rss_growth_mib"] = sizes[1] - sizes[0]
+    print(table(results))
+    print(f"\nRSS growth {small:,} -> {large:,} files: {results['rss_growth_mib']:+.0f} MiB; "
+          f"targets met: {results['targets_met']}")
+    if args.json:
+        from fisuras.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""``make demo``: synthetic cracks in, a detector and a segmenter trained, real cracks evaluated.
+
+The recipe is sized for the machine found (a pure function of the plan): small models for
+minutes on a CPU, the turbo backbones on a GPU. Real samples (``../shared/data``: METU patches,
+CFD, DeepCrack and CRACK500 pairs) are evaluated when present; nothing real is trained on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fisuras.config import Settings
+from fisuras.hardware.plan import Plan
+
+REAL_DETECTION_SETS = ("cls_metu",)
+REAL_SEGMENTATION_SETS = ("seg_cfd", "seg_deepcrack", "seg_crack500")
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """How big the demo is on this machine."""
+
+    images_per_class_per_surface: int
+    segmentation_pairs: int
+    detect: dict[str, Any]
+    segment: dict[str, Any]
+    reason: str
+
+
+def demo_recipe(plan: Plan) -> DemoRecipe:
+    """Pure: small CPU models for a run of minutes, the turbo backbones on a GPU.
+
+    Example:
+        >>> from fisuras.config import Settings
+        >>> from fisuras.hardware import HardwareFacts, make_plan
+        >>> demo_recipe(make_plan(HardwareFacts(cpu_cores=2), Settings())).detect["backbone_detect"]
+        'small_cnn'
+    """
+    if plan.device == "gpu":
+        return DemoRecipe(
+            images_per_class_per_surface=400, segmentation_pairs=300,
+            detect={"backbone_detect": "mobilenet_v2", "image_size_detect": 224,
+                    "epochs_detect": 8, "frozen_epochs_detect": 3},
+            segment={"backbone_segment": "mobilenet_v2", "image_size_segment": 256,
+                     "epochs_segment": 10},
+            reason="GPU found: the turbo backbones at full size, few epochs")
+    return DemoRecipe(
+        images_per_class_per_surface=150, segmentation_pairs=160,
+        detect={"backbone_detect": "small_cnn", "image_size_detect": 96, "epochs_detect": 8,
+                "frozen_epochs_detect": 0, "batch_size": 32, "weights": "none"},
+        segment={"backbone_segment": "unet_light", "image_size_segment": 128,
+                 "epochs_segment": 8, "batch_size": 8, "weights": "none"},
+        reason="CPU only: small models at reduced size so the demo takes minutes")
+
+
+@dataclass
+class DemoResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[str, str] = field(default_factory=dict)
+
+    def table(self) -> str:
+        from fisuras.evaluate.report import format_table
+
+        columns = ["task", "evaluated on", "n", "f1", "precision", "recall", "roc_auc",
+                   "iou", "tolerance_f1", "ods"]
+        used = [c for c in columns if any(c in row for row in self.rows)]
+        return format_table(self.rows, used)
+
+
+def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data",
+             shared_data: str | Path | None = None, seed: int = 0,
+             log: Callable[[str], None] | None = None) -> DemoResult:
+    """Synthesize data, train both tasks, evaluate on held-back synthetic and real samples."""
+    from fisuras.data import synthesize
+    from fisuras.evaluate.run import evaluate_run
+    from fisuras.train import train
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    recipe = demo_recipe(plan)
+    log(f"demo: {recipe.reason}")
+    summary = synthesize(workdir, n_per_class_per_surface=recipe.images_per_class_per_surface,
+                         n_seg=recipe.segmentation_pairs, seed=seed, workers=2)
+    log(summary.to_text())
+    real = Path(shared_data) if shared_data else None
+    result = DemoResult()
+    for task, data, overrides, real_sets in (
+            ("detect", summary.sdnet_dir, recipe.detect, REAL_DETECTION_SETS),
+            ("segment", summary.seg_dir, recipe.segment, REAL_SEGMENTATION_SETS)):
+        task_settings = settings.model_copy(update={**overrides, "run_name": f"demo-{task}"})
+        task_settings = Settings.model_validate(task_settings.model_dump())
+        trained = train(task, data, task_settings, plan.with_batch(task_settings.batch_size),
+                        verbose=2, log=log)
+        result.runs[task] = str(trained.run.path)
+        result.rows += _rows(task, "synthetic (held-back test split)", trained.metrics["test"])
+        for name in real_sets:
+            if real is not None and (real / name).is_dir():
+                figures = evaluate_run(trained.run.path, real / name, task_settings)["figures"]
+                result.rows += _rows(task, f"real: {name}", figures)
+    return result
+
+
+def _rows(task: str, source: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Detection: the 'overall' line; segmentation: one line per dataset folder."""
+    if task == "detect":
+        overall = figures["overall"]
+        return [{"task": task, "evaluated on": source, **_pick(overall, ("n", "f1", "precision",
+                                                                          "recall", "roc_auc"))}]
+    return [{"task": task, "evaluated on": source if len(figures) == 1 else f"{source} [{group}]",
+             **_pick(values, ("n_images", "iou", "tolerance_f1", "ods"))}
+            for group, values in figures.items() if group != "all_groups_pooled"]
+
+
+def _pick(figures: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    picked = {key: figures.get(key) for key in keys}
+    if "n_images" in picked:
+        picked["n"] = picked.pop("n_images")
+    return picked
