@@ -111,16 +111,6 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:
-        if self.frozen_epochs_detect > self.epochs_detect:
-            raise ValueError(
-                f"frozen_epochs_detect={self.frozen_epochs_detect} is more than "
-                f"epochs_detect={self.epochs_detect}; allowed: 0..epochs_detect"
-            )
-        if self.frozen_epochs_segment > self.epochs_segment:
-            raise ValueError(
-                f"frozen_epochs_segment={self.frozen_epochs_segment} is more than "
-                f"epochs_segment={self.epochs_segment}; allowed: 0..epochs_segment"
-            )
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(
                 f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction}; "
@@ -131,9 +121,17 @@ class Settings(_Strict):
         return self
 
     @property
+    def frozen_phase_epochs_detect(self) -> int:
+        """Phase-1 epochs: ``frozen_epochs_detect``, at most all of ``epochs_detect``.
+
+        Clamped rather than rejected, so ``--epochs 3`` works without also lowering the 8.
+        """
+        return min(self.frozen_epochs_detect, self.epochs_detect)
+
+    @property
     def fine_tune_epochs_detect(self) -> int:
         """Phase-2 epochs: the rest of ``epochs_detect`` after the frozen phase (30 - 8 = 22)."""
-        return self.epochs_detect - self.frozen_epochs_detect
+        return self.epochs_detect - self.frozen_phase_epochs_detect
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for JSON/YAML and the run folder)."""

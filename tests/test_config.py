@@ -68,7 +68,6 @@ def test_precedence_defaults_knobs_run_file_flags(tmp_path):
         ({"image_size_detect": 100}, ["image_size_detect = 100", "multiple of 32"]),
         ({"cache": "ssd"}, ["cache = 'ssd'", "'memory'"]),
         ({"learning_rate": 5}, ["learning_rate = 5", "< 1"]),
-        ({"frozen_epochs_detect": 40}, ["frozen_epochs_detect=40", "0..epochs_detect"]),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, ["val_fraction + test_fraction", "below 1"]),
         ({"devices": 0}, ["devices=0", "'all'"]),
         ({"bacth_size": 3}, ["bacth_size: unknown setting", "batch_size"]),
@@ -80,6 +79,11 @@ def test_each_bad_value_names_key_value_and_what_is_allowed(overrides, expected)
         load_settings(overrides=overrides)
     for fragment in expected:
         assert fragment in str(caught.value)
+
+
+def test_frozen_epochs_are_clamped_to_the_total():
+    short = load_settings(overrides={"epochs_detect": 3})
+    assert (short.frozen_phase_epochs_detect, short.fine_tune_epochs_detect) == (3, 0)
 
 
 def test_errors_name_the_source_file(tmp_path):

@@ -17,7 +17,7 @@ from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Files that operating systems drop into folders; never data, never a problem.
-IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 # Modes TensorFlow decodes straight to 8-bit RGB with no note worth making.
 PLAIN_MODES = frozenset({"RGB"})
 

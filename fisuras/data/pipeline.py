@@ -13,7 +13,8 @@ Geometry:
   the way inference sees a patch;
 * detection training with augmentation: a random S x S crop of the image resized (only if
   needed) to side ``crop_source_side(S)`` = S*8/7 (224 -> 256: SDNET2018 patches are cropped
-  with no resampling, and JPEG decoding is limited to the crop window);
+  with no resampling, and when streaming, JPEG decoding is limited to the crop window). So
+  training sees cracks at 8/7 the scale evaluation sees them (a mild, fixed zoom);
 * segmentation training: a random S x S crop at the image's own resolution (images smaller than
   S are first upscaled), the same window on image and mask, so thin cracks keep their width.
 
@@ -52,6 +53,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 BRIGHTNESS_DELTA = 20.0  # +- grey levels
 CONTRAST_RANGE = (0.8, 1.2)
 _N_RANDOM = 8  # uniforms drawn per element: crop y, crop x, 3 flips, brightness, contrast, spare
+# Detection crops start on an 8-pixel column grid: libjpeg decodes whole 8/16-pixel blocks, and
+# an unaligned window costs ~15% more decode time. Rows are free; transposes mix the axes anyway.
+DETECT_COLUMN_STEP = 8
 
 __all__ = ["make_dataset", "describe_cache", "estimate_decoded_bytes", "CachePlan"]
 
@@ -120,7 +124,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         if plan.mode == "memory":
             ds = ds.cache()
         elif plan.mode == "disk":
-            Path(plan.path).parent.mkdir(parents=True, exist_ok=True)
+            clear_interrupted_cache(plan.path)
             ds = ds.cache(plan.path)
         if training and plan.mode != "none":
             ds = ds.shuffle(min(shuffle_buffer, len(samples)),
@@ -159,6 +163,24 @@ def describe_cache(samples: Sequence[Sample], *, task: str, image_size: int, tra
         key = f"{task}-{image_size}-" + dataset_key(samples, task, image_size,
                                                     training and augment, stats=stats)
     return plan_cache(cache, estimate, cache_budget_bytes, cache_dir, key)
+
+
+def clear_interrupted_cache(path: str) -> list[Path]:
+    """Remove what an interrupted cache fill left at ``path`` (a complete cache is kept).
+
+    tf.data refuses to fill a cache whose lockfile exists, so one crash would block every later
+    run. A disk cache belongs to one run at a time (its name includes the data and settings);
+    the leftovers of an unfinished fill are therefore stale. Returns the files removed.
+    """
+    prefix = Path(path)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    if prefix.with_name(prefix.name + ".index").exists():
+        return []
+    stale = [*prefix.parent.glob(prefix.name + "_*.lockfile"),
+             *prefix.parent.glob(prefix.name + "*.tempstate*")]
+    for file in stale:
+        file.unlink(missing_ok=True)
+    return stale
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -266,20 +288,27 @@ def _base_decoder(task: str, image_size: int, crops_follow: bool):
     return load_segment
 
 
-def _window(randoms: tf.Tensor, height, width, side: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Top-left corner of a random ``side`` x ``side`` window (uniform over valid positions)."""
+def _window(randoms: tf.Tensor, height, width, side: int,
+            column_step: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
+    """Top-left corner of a random ``side`` x ``side`` window (uniform over valid positions).
+
+    ``column_step``: left edges on a grid of that many pixels (see ``DETECT_COLUMN_STEP``).
+    """
     top = tf.cast(tf.floor(randoms[0] * tf.cast(height - side + 1, tf.float32)), tf.int32)
-    left = tf.cast(tf.floor(randoms[1] * tf.cast(width - side + 1, tf.float32)), tf.int32)
-    return tf.minimum(top, height - side), tf.minimum(left, width - side)
+    n_left = (width - side) // column_step + 1
+    left = tf.cast(tf.floor(randoms[1] * tf.cast(n_left, tf.float32)), tf.int32)
+    return tf.minimum(top, height - side), tf.minimum(left, n_left - 1) * column_step
 
 
 def _random_crop(image_size: int, seg: bool):
     """Post-cache crop: the same random window on the image (and its mask)."""
+    step = 1 if seg else DETECT_COLUMN_STEP
+
     def crop(element, seed):
         image, target = element
         randoms = _uniforms(seed)
         shape = tf.shape(image)
-        top, left = _window(randoms, shape[0], shape[1], image_size)
+        top, left = _window(randoms, shape[0], shape[1], image_size, step)
         image = tf.slice(image, [top, left, 0], [image_size, image_size, 3])
         if seg:
             target = tf.slice(target, [top, left, 0], [image_size, image_size, 1])
@@ -295,11 +324,14 @@ def _crop_decoder(image_size: int):
         path, label = element
         randoms = _uniforms(seed)
         contents = tf.io.read_file(path)
-        top, left = _window(randoms, side, side, image_size)
+        top, left = _window(randoms, side, side, image_size, DETECT_COLUMN_STEP)
         window = tf.stack([top, left, image_size, image_size])
 
         def jpeg_window():
-            return tf.io.decode_and_crop_jpeg(contents, window, channels=3)
+            # The fast integer IDCT: ~20% less decode time; its error (a grey level or two)
+            # is far below the brightness augmentation that follows.
+            return tf.io.decode_and_crop_jpeg(contents, window, channels=3,
+                                              dct_method="INTEGER_FAST")
 
         def other():
             full = _resize(_decode_rgb(contents), side, side)
@@ -332,16 +364,22 @@ def _dihedral(x: tf.Tensor, randoms: tf.Tensor) -> tf.Tensor:
 
 
 def _colour(images: tf.Tensor, randoms: tf.Tensor) -> tf.Tensor:
-    """Brightness +-BRIGHTNESS_DELTA (column 5) and contrast around the image mean (column 6)."""
-    pixels = tf.cast(images, tf.float32)
-    # Mean of every 4th pixel: as good a pivot, and a full reduction is slow under XLA on CPU.
-    mean = tf.reduce_mean(tf.cast(images[:, ::4, ::4, :], tf.float32), axis=[1, 2, 3],
-                          keepdims=True)
+    """Brightness +-BRIGHTNESS_DELTA (column 5) and contrast around the image mean (column 6).
+
+    y = (x - mean) * contrast + mean + brightness, in 16-bit fixed point (steps of 1/64):
+    twice as fast as float32 on a CPU, and far finer than the 8-bit output.
+    """
     low, high = CONTRAST_RANGE
-    contrast = tf.reshape(low + (high - low) * randoms[:, 6], [-1, 1, 1, 1])
-    brightness = tf.reshape((2 * randoms[:, 5] - 1) * BRIGHTNESS_DELTA, [-1, 1, 1, 1])
-    pixels = (pixels - mean) * contrast + mean + brightness
-    return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+    contrast = low + (high - low) * randoms[:, 6]
+    brightness = (2 * randoms[:, 5] - 1) * BRIGHTNESS_DELTA
+    # Mean of every 8th pixel (1/64 of them): as good a pivot, and a full reduction is slow.
+    mean = tf.reduce_mean(tf.cast(images[:, ::8, ::8, :], tf.float32), axis=[1, 2, 3])
+    scale = tf.reshape(tf.cast(tf.round(contrast * 64), tf.int16), [-1, 1, 1, 1])
+    offset = tf.round((mean * (1 - contrast) + brightness) * 64 + 32)  # +32: round on >> 6
+    offset = tf.reshape(tf.cast(offset, tf.int16), [-1, 1, 1, 1])
+    # |255 * 77 + 71 * 64| < 2**15: no overflow
+    shifted = tf.bitwise.right_shift(tf.cast(images, tf.int16) * scale + offset, 6)
+    return tf.cast(tf.clip_by_value(shifted, 0, 255), tf.uint8)
 
 
 # Each step is its own XLA function: fused into one, XLA would run the colour arithmetic along

@@ -97,12 +97,20 @@ def load_model(path: str | Path, *, expect_task: str | None = None) -> LoadedMod
             f"{model_file}: Keras could not load it in safe mode, which fisuras always uses "
             f"(models holding Python code are refused). {type(error).__name__}: {error}"
         ) from error
-    check_output_shape(model, card, model_file)
+    check_network_matches_card(model, card, model_file)
     return LoadedModel(model=model, card=card, path=model_file)
 
 
-def check_output_shape(model, card: ModelCard, model_file: Path) -> None:
-    """The network must produce what its card's task promises: (B, 1) or (B, S, S, 1) logits."""
+def check_network_matches_card(model, card: ModelCard, model_file: Path) -> None:
+    """The network must take the card's image size and produce what the card's task promises:
+    (B, 1) or (B, S, S, 1) logits."""
+    input_shape = model.input_shape
+    sides = set(input_shape[1:3]) - {None} if isinstance(input_shape, tuple) else {"several"}
+    if len(input_shape) != 4 or input_shape[-1] != 3 or sides - {card.image_size}:
+        raise NotAFisurasModelError(
+            f"{model_file}: model card says {card.image_size} px RGB images, but the network "
+            f"takes {input_shape}."
+        )
     shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
     expected = "(batch, 1)" if card.task == "detect" else "(batch, height, width, 1)"
     rank_ok = shape is not None and len(shape) == (2 if card.task == "detect" else 4)

@@ -115,6 +115,9 @@ def predict_paths(
         check_task(segmenter.card, "segment", segmenter.path)
     if mm_per_px is not None and mm_per_px <= 0:
         raise ValueError(f"mm_per_px must be positive, got {mm_per_px}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    tile_stride(1, tile_overlap)  # rejects an overlap outside [0, 1) before any file is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = _Models(detector, segmenter, tile_overlap, batch_size, mm_per_px, max_width_mm)

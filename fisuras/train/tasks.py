@@ -20,7 +20,7 @@ def detection_phases(settings: Settings) -> list[Phase]:
         # No pretrained features: freezing random ones would only waste epochs.
         return [Phase("train", settings.epochs_detect, True, settings.learning_rate)]
     return [
-        Phase("frozen", settings.frozen_epochs_detect, False, settings.learning_rate),
+        Phase("frozen", settings.frozen_phase_epochs_detect, False, settings.learning_rate),
         Phase("fine_tune", settings.fine_tune_epochs_detect, True,
               settings.fine_tune_learning_rate),
     ]
@@ -29,7 +29,7 @@ def detection_phases(settings: Settings) -> list[Phase]:
 def segmentation_phases(settings: Settings) -> list[Phase]:
     """An optional frozen-encoder warm-up, then the whole U-Net at the base learning rate."""
     pretrained = settings.backbone_segment not in LIGHT_BACKBONES and settings.weights != "none"
-    warmup = settings.frozen_epochs_segment if pretrained else 0
+    warmup = min(settings.frozen_epochs_segment, settings.epochs_segment) if pretrained else 0
     phases = [Phase("warmup", warmup, False, settings.learning_rate)] if warmup else []
     phases.append(Phase("train", settings.epochs_segment - warmup, True, settings.learning_rate))
     return phases

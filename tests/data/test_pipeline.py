@@ -212,3 +212,18 @@ def test_large_detection_set_streams_with_full_shuffle(tmp_path: Path):
     assert not np.array_equal(epochs[0], epochs[1])
     key = [sorted(e.reshape(16, -1).sum(axis=1).tolist()) for e in epochs]
     assert key[0] == key[1]  # same images, other order
+
+
+def test_interrupted_disk_cache_does_not_block_the_next_run(detect_samples, tmp_path: Path):
+    def build():
+        return make_dataset(detect_samples, task="detect", image_size=S, batch_size=4,
+                            training=False, cache="disk", cache_dir=str(tmp_path))
+    plan = describe_cache(detect_samples, task="detect", image_size=S, training=False,
+                          cache="disk", cache_dir=str(tmp_path))
+    # what a crash during the first epoch leaves behind
+    Path(plan.path + "_0.lockfile").write_text("Created at: 0")
+    Path(plan.path + "_0.data-00000-of-00001.tempstate123").write_bytes(b"partial")
+    assert sum(len(x) for x, _ in _batches(build())) == len(detect_samples)
+    assert Path(plan.path + ".index").exists()
+    assert not list(tmp_path.glob("*.lockfile")) and not list(tmp_path.glob("*tempstate*"))
+    assert sum(len(x) for x, _ in _batches(build())) == len(detect_samples)  # reads the cache

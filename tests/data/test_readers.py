@@ -163,6 +163,7 @@ def test_hidden_files_are_ignored(tmp_path: Path):
     make_class_tree(tmp_path, {"Positive": 1, "Negative": 0}, n_per_folder=1)
     (tmp_path / "Positive" / ".DS_Store").write_bytes(b"\0")
     (tmp_path / "Negative" / "Thumbs.db").write_bytes(b"\0")
+    write_image(tmp_path / "__MACOSX" / "Positive" / "._000.jpg", seed=1)  # unzip litter
     desc = read_dataset(tmp_path)
     assert len(desc.samples) == 2 and not desc.problems
 

@@ -72,3 +72,11 @@ def test_card_and_network_must_agree_on_the_task(tmp_path, runs):
     ModelCard(task="detect", backbone="test", image_size=64).save(folder)
     with pytest.raises(NotAFisurasModelError, match="outputs"):
         load_model(folder, expect_task="detect")
+
+
+def test_card_and_network_must_agree_on_the_image_size(tmp_path, runs):
+    folder = tmp_path / "resized"
+    shutil.copytree(runs["classifier"], folder)
+    ModelCard(task="detect", backbone="test", image_size=128).save(folder)
+    with pytest.raises(NotAFisurasModelError, match="128 px"):
+        load_model(folder)

@@ -173,5 +173,8 @@ def test_models_of_the_wrong_task_are_refused(tmp_path, models):
         predict_paths([str(tmp_path)], detector=models["segmenter"], segmenter=None,
                       out_dir=tmp_path / "out", progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="detector, a segmenter"):
-        predict_paths([str(tmp_path)], detector=None, segmenter=None, out_dir=tmp_path / "o")
+        predict_paths([str(tmp_path)], detector=None, segmenter=None, out_dir=tmp_path / "out")
+    with pytest.raises(ValueError, match="overlap"):
+        predict_paths([str(tmp_path)], detector=None, segmenter=models["dark_segmenter"],
+                      out_dir=tmp_path / "out", tile_overlap=1.0)  # fmt: skip
     assert not (tmp_path / "out").exists()  # refused before writing anything

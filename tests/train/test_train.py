@@ -1,0 +1,150 @@
+"""End to end on real crack samples: data -> engine -> run folder -> evaluation, and the doors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fisuras.config import load_settings
+from fisuras.data import synthesize
+from fisuras.hardware import HardwareFacts, make_plan
+from fisuras.train import train
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+CPU = HardwareFacts(cpu_cores=2, memory_mb=8000)
+
+
+def settings_for(tmp_path, **overrides):
+    base = {"runs_dir": str(tmp_path / "runs"), "deterministic": True, "cache": "memory",
+            "batch_size": 32, "image_size_detect": 64, "image_size_segment": 64}
+    return load_settings(overrides={**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    return synthesize(out, n_per_class_per_surface=40, n_seg=24, image_size=96, seed=3)
+
+
+@pytest.fixture(scope="module")
+def synthetic_detector(synthetic, tmp_path_factory):
+    """A MobileNetV2 trained on synthetic cracks: the local 'pretrained' weights for METU.
+
+    A run of a few dozen steps leaves BatchNorm's moving statistics far from the activations
+    (real pretrained files have converged ones), so they are recalibrated on one training-mode
+    pass with momentum 0, as SWA's update_bn does, before saving.
+    """
+    import keras
+
+    from fisuras.data import make_dataset, read_dataset
+    from fisuras.models import load_model
+
+    tmp = tmp_path_factory.mktemp("pre")
+    settings = settings_for(tmp, backbone_detect="mobilenet_v2", weights="none",
+                            epochs_detect=2, batch_size=8, run_name="synthetic")
+    result = train("detect", synthetic.sdnet_dir, settings, make_plan(CPU, settings), verbose=0,
+                   evaluate=False)
+    model = load_model(result.run.file("model.keras"), compile=False)
+    samples = read_dataset(synthetic.sdnet_dir).samples
+    images, _ = next(iter(make_dataset(samples, task="detect", image_size=64, batch_size=96,
+                                       training=True, deterministic=True, cache="none")))
+    batch_norms = []
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            batch_norms.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    for layer in batch_norms:
+        layer.momentum = 0.0
+    model(images, training=True)
+    path = tmp / "synthetic_pretrained.keras"
+    model.save(path)
+    return path
+
+
+def test_two_phase_training_on_real_metu_learns(shared_data, synthetic_detector, tmp_path):
+    settings = settings_for(tmp_path, backbone_detect="mobilenet_v2",
+                            weights=str(synthetic_detector), epochs_detect=5,
+                            frozen_epochs_detect=2, learning_rate=3e-3,
+                            fine_tune_learning_rate=3e-4, run_name="metu")
+    result = train("detect", shared_data / "cls_metu", settings, make_plan(CPU, settings),
+                   verbose=0)
+    history = result.history
+    assert [row["phase"] for row in history] == ["frozen"] * 2 + ["fine_tune"] * 3
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert max(row["val_accuracy"] for row in history) >= 0.7  # chance is 0.5
+    run = result.run
+    for name in ("settings.yaml", "plan.json", "manifest.json", "data_report.json",
+                 "history.csv", "model.keras", "model_card.json", "metrics.json",
+                 "plots/history.png", "plots/confusion.png", "plots/roc_pr.png",
+                 "plots/predictions.png", "checkpoints/best.keras"):
+        assert run.file(name).is_file(), name
+    assert any(run.file("tensorboard").rglob("events.out.tfevents*"))
+    metrics = json.loads(run.file("metrics.json").read_text())
+    card = json.loads(run.file("model_card.json").read_text())
+    assert 0 < card["threshold"] < 1 and metrics["threshold"] == card["threshold"]
+    test = metrics["test"]["overall"]
+    assert test["n"] == len(json.loads(run.file("manifest.json").read_text())["splits"]["test"])
+    assert test["accuracy"] > 0.6, test
+
+
+def test_bad_data_stops_before_a_run_folder_exists(tmp_path):
+    data = tmp_path / "data"
+    for name in ("Positive", "Negative"):
+        (data / name).mkdir(parents=True)
+    synthetic_patch = synthesize(tmp_path / "s", n_per_class_per_surface=2, n_seg=0,
+                                 image_size=64)
+    from pathlib import Path
+
+    files = sorted(Path(synthetic_patch.sdnet_dir).rglob("*.jpg"))
+    for index, path in enumerate(files[:6]):
+        (data / ("Positive" if index % 2 else "Negative") / path.name).write_bytes(
+            path.read_bytes() + bytes([index]))
+    (data / "Positive" / "broken.jpg").write_bytes(files[0].read_bytes()[:300])
+    settings = settings_for(tmp_path, backbone_detect="small_cnn", epochs_detect=1)
+    from fisuras.data import DataProblemsError
+
+    with pytest.raises(DataProblemsError, match="broken.jpg"):
+        train("detect", data, settings, make_plan(CPU, settings), verbose=0)
+    assert not (tmp_path / "runs").exists()
+    skipping = settings.model_copy(update={"skip_bad": True})
+    result = train("detect", data, skipping, make_plan(CPU, skipping), verbose=0)
+    report = json.loads(result.run.file("data_report.json").read_text())
+    assert any("broken.jpg" in p["path"] for p in report["problems"])
+    manifest = json.loads(result.run.file("manifest.json").read_text())
+    used = [s["image"] for split in manifest["splits"].values() for s in split]
+    assert not any(path.endswith("broken.jpg") for path in used)
+
+
+def run_door(args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_seed_doors_train_and_cli_evaluates(synthetic, tmp_path):
+    small = ["--epochs", "1", "--batch-size", "8", "--image-size", "64", "--set",
+             f"runs_dir={tmp_path / 'runs'}", "--set", "deterministic=true"]
+    detect = run_door([str(REPO_ROOT / "scripts/entrenamiento/entrenar_deteccion_turbo.py"),
+                       synthetic.sdnet_dir, "--backbone", "small_cnn", "--name", "door", *small],
+                      cwd=tmp_path)
+    assert detect.returncode == 0, detect.stderr[-3000:]
+    run = tmp_path / "runs" / "detect" / "door"
+    assert (run / "model.keras").is_file() and "run folder" in detect.stdout
+    settings = json.loads(json.dumps(__import__("yaml").safe_load(
+        (run / "settings.yaml").read_text())))
+    assert settings["epochs_detect"] == 1 and settings["batch_size"] == 8
+    segment = run_door([str(REPO_ROOT / "scripts/entrenamiento/entrenar_segmentacion_turbo.py"),
+                        synthetic.seg_dir, "--backbone", "unet_light", "--name", "door", *small],
+                       cwd=tmp_path)
+    assert segment.returncode == 0, segment.stderr[-3000:]
+    assert (tmp_path / "runs" / "segment" / "door" / "model_card.json").is_file()
+    evaluated = run_door(["-m", "fisuras", "evaluate", str(run), synthetic.sdnet_dir],
+                         cwd=REPO_ROOT)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "overall" in evaluated.stdout and "f1=" in evaluated.stdout
+    assert (run / f"metrics_{synthetic.sdnet_dir.rstrip('/').split('/')[-1]}.json").is_file()
