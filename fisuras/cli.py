@@ -90,7 +90,8 @@ def config_show(knob_file, run_file, set_values, plan) -> None:
 
 
 # --- training ---------------------------------------------------------------------------------
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, FileNotFoundError)
+# Library errors derive from these and carry a clear message (file, problem, what to do).
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError, ImportError)
 
 
 def _run_library(call):
@@ -284,6 +285,65 @@ def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, tim
     click.echo(result.table())
     click.echo(f"run folder: {result.out_dir}")
     sys.exit(1 if result.failures() else 0)
+
+# --- inference and export ---------------------------------------------------------------------
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "model_path", type=click.Path(exists=True),
+              help="A run folder or model.keras of either task (routed by its model card).")
+@click.option("--detector", type=click.Path(exists=True), help="Detection run (heat map).")
+@click.option("--segmenter", type=click.Path(exists=True), help="Segmentation run (mask).")
+@click.option("--out", "out_dir", default="predictions", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--tile-overlap", default=0.25, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--mm-per-px", type=float, help="Scale for crack widths and lengths in mm.")
+@click.option("--max-width-mm", default=0.3, show_default=True,
+              help="Flag cracks wider than this (needs --mm-per-px).")
+@settings_options
+def predict(inputs, model_path, detector, segmenter, out_dir, tile_overlap, batch_size,
+            mm_per_px, max_width_mm, knob_file, run_file, set_values) -> None:
+    """Run models on INPUTS (files, folders, globs): verdicts, heat maps, masks, crack geometry.
+
+    Both --detector and --segmenter: cascade mode (the detector picks the tiles to segment).
+    """
+    from fisuras import hardware
+    from fisuras.infer.loading import load_model
+    from fisuras.infer.predict import predict_paths
+
+    hardware.configure(resolve_settings(knob_file, run_file, set_values))
+    if model_path:
+        loaded = _run_library(lambda: load_model(model_path))
+        if loaded.card.task == "detect":
+            detector = detector or model_path
+        else:
+            segmenter = segmenter or model_path
+    if not detector and not segmenter:
+        raise click.UsageError("give --model, --detector or --segmenter")
+    models = {name: _run_library(lambda n=name, p=path: load_model(p, expect_task=n))
+              for name, path in (("detect", detector), ("segment", segmenter)) if path}
+    report = _run_library(lambda: predict_paths(
+        list(inputs), detector=models.get("detect"), segmenter=models.get("segment"),
+        out_dir=out_dir, tile_overlap=tile_overlap, batch_size=batch_size, mm_per_px=mm_per_px,
+        max_width_mm=max_width_mm, progress=True))
+    click.echo(f"{report.n_ok} image(s) done, {report.n_failed} skipped; "
+               f"report: {report.csv_path} and {report.json_path}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["keras", "savedmodel", "onnx", "tflite", "tflite-fp16"]))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output folder (default: RUN/export).")
+def export(run, fmt, out_dir) -> None:
+    """Export a trained RUN (converted to float32) and check it matches the original."""
+    from fisuras.infer.export import export_model
+
+    out_dir = out_dir or str(Path(run) / "export")
+    result = _run_library(lambda: export_model(run, fmt, out_dir))
+    click.echo(f"{result.fmt}: {result.path} (largest difference from the original "
+               f"{result.max_abs_diff:.2e}, tolerance {result.tolerance:.1e})")
 
 
 if __name__ == "__main__":
