@@ -203,13 +203,15 @@ def measure_in_subprocess(config: Configuration, spec: dict, out: Path, *, timeo
     atomic_write_text(spec_path, json.dumps(spec, indent=1))
     result_path.unlink(missing_ok=True)
     command = [python, "-m", "fisuras.bench.worker", str(spec_path), str(result_path)]
+    load_before = load_average()
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log_file:
         try:
             process = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT,
                                      env=worker_environment(), timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
-            return Measurement.failed(f"timed out after {timeout_s:.0f} s", log=str(log_path))
+            return Measurement.failed(f"timed out after {timeout_s:.0f} s", log=str(log_path),
+                                      load_average_before=load_before)
     wall = time.perf_counter() - started
     if result_path.is_file():
         measurement = Measurement.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
@@ -217,8 +219,19 @@ def measure_in_subprocess(config: Configuration, spec: dict, out: Path, *, timeo
             measurement = Measurement.failed("the worker reported no images/s")
     else:
         measurement = Measurement.failed(exit_reason(process.returncode, log_path))
-    measurement.details.update(wall_seconds=wall, log=str(log_path))
+    # Other processes on the same cores slow a configuration down: keep the load next to it.
+    measurement.details.update(wall_seconds=wall, log=str(log_path),
+                               load_average_before=load_before,
+                               load_average_after=load_average())
     return measurement
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (runnable processes), or None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # Windows
+        return None
 
 
 def worker_environment() -> dict[str, str]:

@@ -105,8 +105,8 @@ class CheckReport:
 
 
 @dataclass(frozen=True)
-class _FileScan:
-    """What one decode of one file tells us."""
+class FileScan:
+    """What one decode of one file tells us (``scan_file``)."""
 
     path: str
     size: tuple[int, int] | None = None  # (height, width)
@@ -117,7 +117,7 @@ class _FileScan:
 
 
 def scan_file(path: str, *, want_hashes: bool = True,
-              second_decoder: Callable[[bytes], object] | None = None) -> _FileScan:
+              second_decoder: Callable[[bytes], object] | None = None) -> FileScan:
     """Decode one file fully with Pillow; report why it cannot be used, if so.
 
     ``second_decoder`` (e.g. TensorFlow's) is tried too: a few corrupt JPEGs that Pillow
@@ -126,7 +126,7 @@ def scan_file(path: str, *, want_hashes: bool = True,
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        return _FileScan(path, problem=Problem(path, "unreadable", f"cannot read file: {error}"))
+        return FileScan(path, problem=Problem(path, "unreadable", f"cannot read file: {error}"))
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # full decode: raises on truncated data
@@ -134,26 +134,26 @@ def scan_file(path: str, *, want_hashes: bool = True,
             pixels = to_uint8_array(image) if want_hashes else None
             size = (image.height, image.width)
     except UnidentifiedImageError:
-        return _FileScan(path, problem=Problem(path, "not_image", "content is not an image"))
+        return FileScan(path, problem=Problem(path, "not_image", "content is not an image"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        return _FileScan(path, problem=Problem(path, "unreadable", str(error) or type(error)
+        return FileScan(path, problem=Problem(path, "unreadable", str(error) or type(error)
                                                .__name__))
     if fmt not in DECODABLE_FORMATS:
-        return _FileScan(path, problem=Problem(
+        return FileScan(path, problem=Problem(
             path, "not_image", f"{fmt} image; TensorFlow reads only JPEG, PNG, BMP, GIF"))
     if second_decoder is not None:
         try:
             second_decoder(data)
         except Exception as error:  # noqa: BLE001 - any decoder failure means "unreadable"
-            return _FileScan(path, problem=Problem(
+            return FileScan(path, problem=Problem(
                 path, "unreadable", f"TensorFlow cannot decode it: {_clean_error(error)}"))
     note = Problem(path, "converted", f"{mode} -> RGB") if mode else None
     if not want_hashes:
-        return _FileScan(path, size, note=note)
+        return FileScan(path, size, note=note)
     pixel_hash = hashlib.blake2b(str(pixels.shape).encode() + pixels.tobytes(),
                                  digest_size=16).hexdigest()
     byte_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return _FileScan(path, size, byte_hash, pixel_hash, note=note)
+    return FileScan(path, size, byte_hash, pixel_hash, note=note)
 
 
 def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
@@ -242,7 +242,7 @@ def _unique(problems: Iterable[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _duplicates(scans: list[_FileScan], labels: dict[str, int | None]
+def _duplicates(scans: list[FileScan], labels: dict[str, int | None]
                 ) -> tuple[list[Problem], dict[str, str]]:
     """Group files sharing bytes or pixels (union-find); flag all but the first of each group."""
     parent: dict[str, str] = {}
@@ -261,7 +261,7 @@ def _duplicates(scans: list[_FileScan], labels: dict[str, int | None]
             other = first_with.setdefault(digest, scan.path)
             a, b = sorted((find(other), find(scan.path)))
             parent[b] = a  # the smallest path stays the root: the kept file
-    groups: dict[str, list[_FileScan]] = {}
+    groups: dict[str, list[FileScan]] = {}
     for scan in readable:
         groups.setdefault(find(scan.path), []).append(scan)
 

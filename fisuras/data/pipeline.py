@@ -9,8 +9,9 @@
   masks whose maximum is <= 1 are 0/1 masks, others crack where > 127).
 
 Geometry:
-* evaluation (``training=False``): the whole image resized to S x S (bilinear; masks nearest),
-  the way inference sees a patch;
+* evaluation (``training=False``): the whole image resized to S x S (bilinear with
+  antialiasing, so thin cracks survive shrinking; masks nearest), the way inference should
+  see a patch;
 * detection training with augmentation: a random S x S crop of the image resized (only if
   needed) to side ``crop_source_side(S)`` = S*8/7 (224 -> 256: SDNET2018 patches are cropped
   with no resampling, and when streaming, JPEG decoding is limited to the crop window). So
@@ -138,6 +139,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
                   deterministic=deterministic)
     finish = _batch_augmenter(jit_augment) if (training and augment) else _finish_batch
     ds = ds.map(finish, num_parallel_calls=parallel, deterministic=deterministic)
+    ds = ds.map(_static_shapes(image_size, seg))  # models need known H, W (U-Net upsampling)
     ds = ds.prefetch(AUTOTUNE if prefetch is None else prefetch)
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -250,12 +252,17 @@ def _decode_mask(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _resize(image: tf.Tensor, height, width, method: str = "bilinear") -> tf.Tensor:
-    """Resize a uint8 image (no work when it already has that size)."""
+    """Resize a uint8 image (no work when it already has that size).
+
+    Bilinear resizing is antialiased: when shrinking, a 1-2 px crack is averaged into fewer
+    pixels instead of being skipped between samples. Masks use "nearest" (no antialiasing).
+    """
     shape = tf.shape(image)
     same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
 
     def resized():
-        out = tf.image.resize(image, tf.stack([height, width]), method=method)
+        out = tf.image.resize(image, tf.stack([height, width]), method=method,
+                              antialias=method == "bilinear")
         return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
     return tf.cond(same, lambda: image, resized)
@@ -345,6 +352,16 @@ def _crop_decoder(image_size: int):
         image.set_shape([image_size, image_size, 3])
         return image, label, randoms
     return load
+
+
+def _static_shapes(image_size: int, seg: bool):
+    """Declare ``[B, S, S, 3]`` (and ``[B, S, S, 1]`` masks): crops of varying images lose it."""
+    def declare(images, targets):
+        images = tf.ensure_shape(images, [None, image_size, image_size, 3])
+        if seg:
+            targets = tf.ensure_shape(targets, [None, image_size, image_size, 1])
+        return images, targets
+    return declare
 
 
 def _finish_batch(images, targets):

@@ -1,0 +1,55 @@
+"""Segmentation through the same engine, on real CrackForest (CFD) photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fisuras.config import load_settings
+from fisuras.evaluate.run import predict_segmentation
+from fisuras.evaluate.segmentation import iou_dice_from_counts, pixel_counts
+from fisuras.hardware import HardwareFacts, make_plan
+from fisuras.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def dice_on(model, samples, tile: int) -> float:
+    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    for _sample, prob, true in predict_segmentation(model, samples, tile):
+        for key, value in pixel_counts(prob >= 0.5, true).items():
+            totals[key] += value
+    return iou_dice_from_counts(totals)["dice"]
+
+
+def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
+    import keras
+
+    from fisuras.data import Manifest
+    from fisuras.models import build_segmenter
+
+    settings = load_settings(overrides={
+        "runs_dir": str(tmp_path / "runs"), "backbone_segment": "unet_light", "weights": "none",
+        "image_size_segment": 64, "batch_size": 8, "epochs_segment": 6, "learning_rate": 3e-3,
+        "deterministic": True, "cache": "memory", "run_name": "cfd"})
+    plan = make_plan(HardwareFacts(cpu_cores=2, memory_mb=8000), settings)
+    result = train("segment", shared_data / "seg_cfd", settings, plan, verbose=0)
+    run = result.run
+    train_samples = Manifest.load(run.file("manifest.json"))["train"][:8]
+    keras.utils.set_random_seed(0)
+    untrained = build_segmenter("unet_light", image_size=64, weights="none")
+    trained = keras.models.load_model(run.file("model.keras"), compile=False)
+    before, after = dice_on(untrained, train_samples, 64), dice_on(trained, train_samples, 64)
+    assert after > max(2 * before, before + 0.1), (before, after)
+    dice = [row["dice"] for row in result.history]
+    assert dice[-1] > dice[0]
+    metrics = json.loads(run.file("metrics.json").read_text())
+    test = metrics["test"]["seg_cfd"]
+    for key in ("iou", "dice", "tolerance_f1", "ods", "ois", "ap"):
+        assert 0.0 <= test[key] <= 1.0
+    assert test["protocol"]["tolerance_px"] == 2 and test["protocol"]["thresholds"] >= 99
+    assert list(run.file("plots/overlays").glob("*.png"))
+    assert np.isclose(json.loads(run.file("model_card.json").read_text())["threshold"],
+                      metrics["threshold"])
