@@ -1,7 +1,8 @@
 """Crack datasets: read, check, split, inspect, synthesize, and feed to TensorFlow.
 
-Everything but the input pipeline works without TensorFlow; ``make_dataset`` (and
-``describe_cache``) import it on first use.
+Everything but the input pipeline works without TensorFlow. ``make_dataset`` and
+``describe_cache`` (TensorFlow) and the synthetic-data functions (SciPy) are imported on first
+use, so ``import fisuras.data`` stays quick.
 
 Typical use (what the training engine does):
     >>> desc = read_dataset("data/sdnet")                       # doctest: +SKIP
@@ -26,7 +27,6 @@ from fisuras.data.dataset import (
 from fisuras.data.inspection import InspectReport, inspect_dataset
 from fisuras.data.readers import read_dataset
 from fisuras.data.splits import Manifest, split_dataset
-from fisuras.data.synth import SynthSummary, render_crack_sample, synthesize
 
 __all__ = [
     "CLASS_NAMES", "PROBLEM_KINDS", "SURFACES", "CachePlan", "CheckReport", "DataProblemsError",
@@ -36,13 +36,14 @@ __all__ = [
     "split_dataset", "synthesize",
 ]
 
-_NEEDS_TENSORFLOW = {"make_dataset", "describe_cache"}
+_LAZY = {"make_dataset": "pipeline", "describe_cache": "pipeline",
+         "SynthSummary": "synth", "render_crack_sample": "synth", "synthesize": "synth"}
 
 
 def __getattr__(name: str):
-    """Import the TensorFlow pipeline only when it is first asked for."""
-    if name in _NEEDS_TENSORFLOW:
-        from fisuras.data import pipeline
+    """Import the heavy modules (TensorFlow, SciPy) only when first asked for."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
+        return getattr(importlib.import_module(f"fisuras.data.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'fisuras.data' has no attribute {name!r}")
