@@ -121,22 +121,28 @@ def _train_command(task: str):
     @click.option("--name", help="Run name (folder under runs/<task>/).")
     @click.option("--skip-bad", is_flag=True, default=None,
                   help="Leave bad files out and record them, instead of stopping.")
+    # Scale-out (issue 8): devices of this machine, and worker processes (from TF_CONFIG).
+    @click.option("--devices", help="GPUs of this machine to mirror over: all or N (devices).")
+    @click.option("--workers", type=int, help="Worker processes (workers); TF_CONFIG says who.")
     @settings_options
     def command(data, resume, epochs, frozen_epochs, batch_size, backbone, weights, image_size,
-                name, skip_bad, knob_file, run_file, set_values):
+                name, skip_bad, devices, workers, knob_file, run_file, set_values):
+        import os
+
         from fisuras import hardware
-        from fisuras.train import train
+        from fisuras.distribute import settings_for_environment, train_distributed
 
         if data is None and resume is None:
             raise click.UsageError("give a DATA folder, or --resume RUN")
         settings = resolve_settings(knob_file, run_file, set_values, **{
             epochs_key: epochs, frozen_key: frozen_epochs, "batch_size": batch_size,
             backbone_key: backbone, "weights": weights, size_key: image_size,
-            "run_name": name, "skip_bad": skip_bad})
+            "run_name": name, "skip_bad": skip_bad, "devices": devices, "workers": workers})
+        settings = _run_library(lambda: settings_for_environment(settings, os.environ))
         plan = hardware.configure(settings, verbose=True).plan
         verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in logs and CI
-        result = _run_library(lambda: train(task, data, settings, plan, resume=resume,
-                                            verbose=verbose))
+        result = _run_library(lambda: train_distributed(
+            task, data, settings, plan, environ=os.environ, resume=resume, verbose=verbose))
         click.echo(format_train_result(result))
 
     command.__doc__ = (f"Train a {'detection' if task == 'detect' else 'segmentation'} model on "
@@ -285,6 +291,41 @@ def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, tim
     click.echo(result.table())
     click.echo(f"run folder: {result.out_dir}")
     sys.exit(1 if result.failures() else 0)
+
+# --- scale-out ---------------------------------------------------------------------------------
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes to start.")
+@click.option("--restarts", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Start all workers again this many times after a failure (a named run "
+                   "resumes from its last checkpoint).")
+@click.option("--print-tf-config", "print_config", is_flag=True,
+              help="Only print the TF_CONFIG of worker --index among --hosts (cluster scripts).")
+@click.option("--hosts", help="Comma-separated host:port of every worker, for --print-tf-config.")
+@click.option("--index", type=int, help="This worker's position in --hosts (0 is the chief).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def launch(workers, restarts, print_config, hosts, index, command) -> None:
+    """Start COMMAND as local workers with TF_CONFIG, e.g.
+
+    fisuras launch --workers 2 -- fisuras train detect DATA --name run1
+    """
+    import json
+
+    from fisuras.distribute import launch as launch_workers
+    from fisuras.distribute import tf_config_for
+    from fisuras.hardware.facts import gpus_from_nvidia_smi
+
+    if print_config:
+        if not hosts or index is None:
+            raise click.UsageError("--print-tf-config needs --hosts and --index")
+        config = _run_library(lambda: tf_config_for(hosts.split(","), index))
+        click.echo(json.dumps(config))
+        return
+    if not workers or not command:
+        raise click.UsageError("give --workers N and a command after --")
+    gpu_count = len(gpus_from_nvidia_smi() or ())
+    sys.exit(_run_library(lambda: launch_workers(list(command), workers, restarts=restarts,
+                                                 gpu_ids=range(gpu_count))))
+
 
 # --- inference and export ---------------------------------------------------------------------
 @main.command()

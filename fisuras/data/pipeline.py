@@ -67,7 +67,8 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
                  cache_budget_bytes: int = 2**30, cache_dir: str | None = None,
                  shuffle_buffer: int = 2048, prefetch: int | None = None,
                  deterministic: bool = False, seed: int = 0, drop_remainder: bool = False,
-                 num_parallel_calls: int | None = None, jit_augment: bool = True
+                 num_parallel_calls: int | None = None, jit_augment: bool = True,
+                 shard_policy: str | None = None, num_workers: int = 1
                  ) -> tf.data.Dataset:
     """Build the input pipeline for ``samples`` (see the module docstring for what it does).
 
@@ -89,6 +90,12 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         drop_remainder: drop the last incomplete batch.
         num_parallel_calls: decode parallelism; None = AUTOTUNE.
         jit_augment: compile batch augmentation with XLA (set False if XLA is unavailable).
+        shard_policy: how tf.distribute splits the input between ``num_workers`` workers
+            (``fisuras.distribute.choose_sharding`` picks it): "file" = each worker reads its own
+            1/num_workers of the files (TF fills in the worker through the HINT auto-shard
+            policy); "data" = every worker reads everything in the same order and keeps its
+            part of each batch; None = TF's default (AUTO).
+        num_workers: workers in the cluster (for "file": shards are evened out to equal sizes).
 
     Returns:
         ``tf.data.Dataset`` of ``(uint8 images [B,S,S,3], float32 targets)``.
@@ -101,6 +108,13 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     samples = list(samples)
     _validate(samples, task, image_size, batch_size)
     augment = training if augment is None else augment
+    # Multi-worker DATA sharding keeps, on each worker, its part of every batch: every worker
+    # must then produce the same elements in the same order (seeded, deterministic).
+    # Evaluation is always in sample order: predictions are matched back to their files.
+    deterministic = deterministic or shard_policy == "data" or not training
+    if shard_policy not in (None, *_AUTO_SHARD) or (shard_policy == "file" and num_workers < 2):
+        raise ValueError(f"shard_policy={shard_policy!r} with num_workers={num_workers}; allowed: "
+                         "None, 'data', 'off', or 'file' with 2 or more workers")
     plan = describe_cache(samples, task=task, image_size=image_size, training=training,
                           augment=augment, cache=cache, cache_budget_bytes=cache_budget_bytes,
                           cache_dir=cache_dir)
@@ -112,6 +126,8 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         samples = [samples[i] for i in np.random.default_rng(seed).permutation(len(samples))]
 
     ds = _source(samples, seg)
+    if shard_policy == "file":
+        ds = _shard_files(ds, len(samples), num_workers)
     if training and plan.mode == "none":
         ds = ds.shuffle(len(samples), seed=seed if deterministic else None,
                         reshuffle_each_iteration=True)
@@ -144,6 +160,8 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     ds = ds.prefetch(AUTOTUNE if prefetch is None else prefetch)
     options = tf.data.Options()
     options.deterministic = deterministic
+    if shard_policy is not None:
+        options.experimental_distribute.auto_shard_policy = _AUTO_SHARD[shard_policy]
     return ds.with_options(options)
 
 
@@ -212,6 +230,26 @@ def _stat(path: str | None) -> tuple:
         return ()
     info = os.stat(path)
     return (info.st_size, info.st_mtime_ns)
+
+
+_AUTO_SHARD = {
+    "file": tf.data.experimental.AutoShardPolicy.HINT,
+    "data": tf.data.experimental.AutoShardPolicy.DATA,
+    "off": tf.data.experimental.AutoShardPolicy.OFF,
+}
+
+
+def _shard_files(ds: tf.data.Dataset, n_files: int, num_workers: int) -> tf.data.Dataset:
+    """Each worker's own files: tf.distribute replaces the SHARD_HINTs with (workers, index).
+
+    TF's FILE policy only finds reader datasets (TFRecord, text lines), not a list of image
+    paths, hence the hint. Shards are made equal (at most ``num_workers - 1`` files left out,
+    always the same ones): workers with unequal step counts would wait on each other for ever.
+    """
+    if num_workers > 1:
+        ds = ds.take(n_files - n_files % num_workers)
+    hint = tf.data.experimental.SHARD_HINT
+    return ds.shard(hint, hint)
 
 
 def _source(samples: list[Sample], seg: bool) -> tf.data.Dataset:

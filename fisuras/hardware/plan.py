@@ -58,6 +58,12 @@ class Plan:
     learning_rate_scale: float  # global batch / reference batch
     env: dict[str, str] = field(default_factory=dict)  # set before TensorFlow is imported
     reasons: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # processes taking part (MultiWorkerMirroredStrategy); replicas include them
+
+    @property
+    def local_devices(self) -> int:
+        """Replicas in this process: the devices MirroredStrategy (or each worker) drives."""
+        return max(1, self.replicas // max(1, self.workers))
 
     @property
     def global_batch_size(self) -> int:
@@ -91,12 +97,20 @@ class Plan:
             ("batch_size", f"{self.batch_size} (fallbacks {list(self.batch_ladder[1:4])})"),
             ("steps_per_execution", str(self.steps_per_execution)),
             ("strategy", f"{self.strategy} x{self.replicas}"),
+            ("global_batch", f"{self.global_batch_size} = {self.batch_size} x {self.replicas}, "
+                             f"lr x{self.learning_rate_scale:g}"),
         ]
+        if self.workers > 1:
+            rows.append(("sharding", "per worker"))
         width = max(len(name) for name, _ in rows)
         return "\n".join(
-            f"{name:<{width}}  {value:<28} {self.reasons.get(name, '')}".rstrip()
+            f"{name:<{width}}  {value:<28} {self.reasons.get(_REASON_KEY.get(name, name), '')}"
+            .rstrip()
             for name, value in rows
         )
+
+
+_REASON_KEY = {"global_batch": "learning_rate"}  # describe() rows whose reason has another key
 
 
 def _memory_text(plan: Plan) -> str:
@@ -126,7 +140,7 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
     xla = _plan_xla(gpus, settings, reasons)
     memory_growth, memory_limit = _plan_memory(gpus, settings, reasons)
     intra, inter = _plan_threads(facts, reasons)
-    strategy, replica_count = _plan_strategy(facts, settings, replicas, reasons)
+    strategy, replica_count, workers = _plan_strategy(facts, settings, replicas, reasons)
     batch, ladder = _plan_batch(gpus, settings, reasons)
 
     reasons["prefetch"] = "tf.data AUTOTUNE overlaps input with training and sizes the buffer"
@@ -149,7 +163,8 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
     global_batch = batch * replica_count
     lr_scale = global_batch / settings.reference_batch_size
     reasons["learning_rate"] = (
-        f"scaled linearly: global batch {global_batch} / reference {settings.reference_batch_size}"
+        f"scaled linearly: global batch {global_batch} ({batch} per replica x {replica_count} "
+        f"replicas) / reference {settings.reference_batch_size}"
     )
 
     return Plan(
@@ -170,6 +185,7 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
         learning_rate_scale=lr_scale,
         env=_plan_env(facts, device, xla, reasons),
         reasons=reasons,
+        workers=workers,
     )
 
 
@@ -268,22 +284,43 @@ def _plan_threads(facts: HardwareFacts, reasons: dict) -> tuple[int, int]:
 
 
 def _plan_strategy(facts: HardwareFacts, settings: Settings, replicas: int | None,
-                   reasons: dict) -> tuple[str, int]:
-    local = len(facts.gpus) if settings.devices == "all" else int(settings.devices)
+                   reasons: dict) -> tuple[str, int, int]:
+    """Strategy, replicas and workers; ``fisuras.distribute.make_strategy`` creates what this says.
+
+    Settings ``devices`` (per machine) and ``workers`` (processes, from TF_CONFIG): GPUs of one
+    machine -> MirroredStrategy; several workers -> MultiWorkerMirroredStrategy. On a machine
+    without GPUs ``devices: N`` means N logical CPU devices (they share the same cores: useful for
+    tests and checks, not for speed).
+    """
+    workers = settings.workers
     if facts.gpus:
-        local = min(local, len(facts.gpus)) or 1
-    local = max(1, local)
+        wanted = len(facts.gpus) if settings.devices == "all" else int(settings.devices)
+        local = max(1, min(wanted, len(facts.gpus)))
+        kind = f"GPU{'s' if local > 1 else ''}"
+        capped = (f" (asked {wanted}, this machine has {len(facts.gpus)})"
+                  if wanted > len(facts.gpus) else "")
+    else:
+        local = 1 if settings.devices == "all" else max(1, int(settings.devices))
+        kind = "logical CPU devices sharing the same cores" if local > 1 else "CPU"
+        capped = ""
     if replicas is None:
-        replicas = local * settings.workers
-    if settings.workers > 1:
-        reasons["strategy"] = (f"MultiWorkerMirroredStrategy: {settings.workers} workers x "
-                               f"{local} device(s) (TF_CONFIG)")
-        return "multi_worker", replicas
+        replicas = local * workers
+    if workers > 1:
+        reasons["strategy"] = (f"MultiWorkerMirroredStrategy: {workers} workers (TF_CONFIG) x "
+                               f"{replicas // workers} {kind}{capped}; gradients all-reduced "
+                               "every step")
+        reasons["sharding"] = (
+            f"each worker reads its own 1/{workers} of the image files (FILE-style, tf.data "
+            "HINT policy), so decoding is split too; DATA (every worker reads all, keeps its part "
+            "of each batch) for a split with fewer images than one global batch")
+        return "multi_worker", replicas, workers
     if replicas > 1:
-        reasons["strategy"] = f"MirroredStrategy over {replicas} devices of this machine"
-        return "mirrored", replicas
-    reasons["strategy"] = "one device: no distribution needed"
-    return "default", 1
+        reasons["strategy"] = (f"MirroredStrategy over {replicas} {kind} of this machine"
+                               f"{capped}; each global batch is split between them")
+        return "mirrored", replicas, 1
+    reasons["strategy"] = "one device: no distribution needed" + (
+        " (devices=all found one)" if settings.devices == "all" and len(facts.gpus) == 1 else "")
+    return "default", 1, 1
 
 
 def _plan_batch(gpus: tuple[GpuFacts, ...], settings: Settings,

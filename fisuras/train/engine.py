@@ -10,19 +10,26 @@ monitor); the engine does the rest the same way for detection and segmentation:
   resumes mid-phase; ``state.json`` says which phase;
 * a NaN/inf loss stops the run at once and the last good weights stay in ``checkpoints/last.keras``;
 * out-of-memory lowers the batch along the plan's ladder (64, 56, 48, 32, ...) and goes on from
-  the last completed epoch.
+  the last completed epoch (with several workers: across a restart of the job, see ``_fit_phase``);
+* distributed (``fisuras.distribute``): the model lives in ``strategy.scope()``; only the writer
+  (the chief) writes checkpoints, state and backups; other workers restore from the chief's
+  backup and write theirs to ``worker_dir``.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from fisuras.distribute.backup import WorkerBackupAndRestore
+from fisuras.distribute.keras_compat import is_multi_worker
 from fisuras.hardware.plan import Plan
 from fisuras.train.callbacks import EpochRecorder, GpuMonitor, NanGuard, SpeedMeter
 from fisuras.train.callbacks import TrainingDiverged as TrainingDiverged
@@ -91,10 +98,12 @@ class Engine:
                  strategy: tf.distribute.Strategy | None = None, is_writer: bool = True,
                  extra_callbacks: list[keras.callbacks.Callback] | None = None,
                  verbose: int = 1, log: Callable[[str], None] | None = None,
-                 model: keras.Model | None = None):
+                 model: keras.Model | None = None, worker_dir: str | Path | None = None):
         self.spec, self.plan, self.run = spec, plan, run
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_writer = is_writer
+        # A non-writer's private folder (its own backups); the run folder is the chief's.
+        self.worker_dir = Path(worker_dir) if worker_dir else None
         self.extra_callbacks = list(extra_callbacks or [])
         self.verbose = verbose
         self.log = log or (lambda message: print(message, file=sys.stderr))
@@ -160,6 +169,8 @@ class Engine:
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
+                if is_multi_worker(self.strategy):
+                    self._stop_for_restart_at_lower_batch(ladder, attempt, state, error)
                 if attempt + 1 == len(ladder):
                     raise OutOfMemoryError(
                         f"out of memory even at batch {batch_size}; try a smaller image size or "
@@ -175,6 +186,27 @@ class Engine:
                 # initial_epoch of every later fit() call: clear it so the next phase starts right.
                 self.model._initial_epoch = None
         raise AssertionError("unreachable: the ladder loop returns or raises")
+
+    def _stop_for_restart_at_lower_batch(self, ladder: list[int], attempt: int,
+                                         state: RunState, error: BaseException) -> None:
+        """Multi-worker out-of-memory: record the next batch of the ladder, then stop.
+
+        Workers wait on each other in every all-reduce, so one cannot retry alone while the
+        others are blocked; the job restarts instead (``fisuras launch --restarts``, or the
+        cluster's restart policy) and resumes at the recorded batch from the last epoch.
+        """
+        if attempt + 1 == len(ladder):
+            raise OutOfMemoryError(f"out of memory even at batch {ladder[attempt]} per "
+                                   "replica") from error
+        lower = ladder[attempt + 1]
+        message = (f"out of memory at batch {ladder[attempt]} per replica: with several workers "
+                   f"the job must restart; it resumes at batch {lower} from epoch "
+                   f"{state.epoch + 1}")
+        self.log(message)
+        state.batch_size = lower
+        state.events.append(message)
+        self._save_state(state)
+        raise OutOfMemoryError(message) from error
 
     def _compile_for(self, phase: Phase, batch_size: int) -> None:
         scale = batch_size * self.plan.replicas / (self.plan.batch_size * self.plan.replicas)
@@ -197,8 +229,7 @@ class Engine:
             NanGuard(self.spec.divergence_advice),
             speed,
             GpuMonitor(),
-            keras.callbacks.BackupAndRestore(str(self.run.backup_dir(phase.name)),
-                                             double_checkpoint=True, delete_checkpoint=False),
+            self._backup_and_restore(phase),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
                           is_writer=self.is_writer),
             *self.extra_callbacks,
@@ -207,6 +238,17 @@ class Engine:
             callbacks.append(keras.callbacks.TensorBoard(str(self.run.file("tensorboard")),
                                                          profile_batch=0))
         return callbacks
+
+    def _backup_and_restore(self, phase: Phase) -> keras.callbacks.Callback:
+        """Keras's BackupAndRestore on the run folder; for a non-writer, the worker variant."""
+        chief_dir = self.run.backup_dir(phase.name)
+        if self.is_writer:
+            return keras.callbacks.BackupAndRestore(str(chief_dir), double_checkpoint=True,
+                                                    delete_checkpoint=False)
+        if self.worker_dir is None:
+            self.worker_dir = Path(tempfile.mkdtemp(prefix="fisuras-worker-"))
+        return WorkerBackupAndRestore(chief_dir, self.worker_dir / "backup" / phase.name,
+                                      double_checkpoint=True, delete_checkpoint=False)
 
     # --- state -------------------------------------------------------------------------------
     def _restore_last_weights(self) -> None:
