@@ -306,6 +306,7 @@ def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, tim
 def launch(workers, restarts, print_config, hosts, index, command) -> None:
     """Start COMMAND as local workers with TF_CONFIG, e.g.
 
+    \b
     fisuras launch --workers 2 -- fisuras train detect DATA --name run1
     """
     import json

@@ -7,8 +7,6 @@ validation split -> ``model_card.json``, test figures -> ``metrics.json`` and ``
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +35,12 @@ def finish_run(
     settings: Settings,
     *,
     evaluate: bool = True,
-    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Best weights into ``model.keras``, threshold on validation, figures on the test split."""
     import keras
 
     from fisuras.files import atomic_write
 
-    log = log or (lambda message: print(message, file=sys.stderr))
     if run.best_checkpoint.is_file():
         best = keras.models.load_model(run.best_checkpoint, compile=False, safe_mode=True)
         model.set_weights(best.get_weights())

@@ -108,7 +108,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
         from fisuras.evaluate.run import finish_run
 
         result.metrics = finish_run(run, engine.model, manifest, task, settings,
-                                    evaluate=evaluate, log=log)
+                                    evaluate=evaluate)
     return result
 
 
