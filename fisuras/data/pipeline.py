@@ -249,6 +249,9 @@ def _shard_files(ds: tf.data.Dataset, n_files: int, num_workers: int) -> tf.data
     if num_workers > 1:
         ds = ds.take(n_files - n_files % num_workers)
     hint = tf.data.experimental.SHARD_HINT
+    # The shard's size stays unknown to tf.data on purpose: a distributed dataset would report
+    # the whole-data step count divided by the workers, and Keras would cut epochs short. Keras
+    # counts the steps of the first epoch instead (and warns once that the input "ran out").
     return ds.shard(hint, hint)
 
 

@@ -51,10 +51,17 @@ def install() -> None:
     def reduce_per_replica(values, strategy, reduction):
         if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
             return original_reduce(values, strategy, reduction)
+        import tensorflow as tf
         from keras.src import tree
 
+        def is_scalar(value) -> bool:
+            if isinstance(value, tf.distribute.DistributedValues):  # several GPUs per worker
+                value = strategy.experimental_local_results(value)[0]
+            shape = getattr(value, "shape", None)
+            return shape is not None and shape.rank == 0
+
         def reduce_one(value):
-            if getattr(value, "shape", None) is not None and value.shape.rank == 0:
+            if is_scalar(value):
                 return strategy.reduce("MEAN", value, axis=None)
             return original_reduce(value, strategy, reduction)
 

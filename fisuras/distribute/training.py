@@ -64,9 +64,8 @@ def split_fingerprint(manifest) -> int:
     """A 63-bit hash of which file (relative to the data root) is in which split."""
     digest = hashlib.sha256()
     for split in ("train", "val", "test"):
-        for sample in manifest[split]:
-            digest.update(f"{split}\0{os.path.relpath(sample.image, manifest.root or '/')}\n"
-                          .encode())
+        for name in sorted(os.path.relpath(s.image, manifest.root or "/") for s in manifest[split]):
+            digest.update(f"{split}\0{name}\n".encode())
     return int.from_bytes(digest.digest()[:8], "big") >> 1
 
 
@@ -124,9 +123,17 @@ def train_distributed(task: str, data: str | Path | None, settings: Settings, pl
                 "folders differ between machines (same files, same contents needed)")
         log(f"split fingerprint {mine:016x}: the same on every worker")
 
-    return train(task, data, settings, plan, resume=resume,
-                 verbose=verbose if cluster.is_chief else 0, strategy=strategy,
-                 is_writer=cluster.is_chief, extra_callbacks=extra_callbacks, log=log,
-                 worker_dir=None if cluster.is_chief else worker_folder(
-                     task, str(settings.run_name or Path(str(resume)).name), cluster),
-                 on_manifest=check_same_split)
+    name = str(settings.run_name or Path(str(resume)).name)
+    result = train(task, data, settings, plan, resume=resume,
+                   verbose=verbose if cluster.is_chief else 0, strategy=strategy,
+                   is_writer=cluster.is_chief, extra_callbacks=extra_callbacks, log=log,
+                   worker_dir=None if cluster.is_chief else worker_folder(task, name, cluster),
+                   on_manifest=check_same_split)
+    # Wait for the chief's evaluation before leaving: a worker that exits early is reported to
+    # the chief by TensorFlow's coordination service as a crashed task.
+    broadcast_from_chief(strategy, 0)
+    if not cluster.is_chief:
+        from fisuras.train import RunFolder
+
+        result.run = RunFolder(Path(resume) if resume else Path(settings.runs_dir) / task / name)
+    return result

@@ -211,6 +211,7 @@ class Engine:
     def _compile_for(self, phase: Phase, batch_size: int) -> None:
         scale = batch_size * self.plan.replicas / (self.plan.batch_size * self.plan.replicas)
         learning_rate = phase.learning_rate * self.plan.learning_rate_scale * scale
+        self._learning_rate = learning_rate
         with self.strategy.scope():
             self.spec.set_backbone_trainable(self.model, phase.backbone_trainable)
             self.model.compile(
@@ -230,6 +231,10 @@ class Engine:
             speed,
             GpuMonitor(),
             self._backup_and_restore(phase),
+            # The backup restores the optimizer's variables, learning rate included: after an
+            # out-of-memory back-off that is the larger batch's rate. Set this batch's again.
+            keras.callbacks.LambdaCallback(on_train_begin=lambda logs: setattr(
+                self.model.optimizer, "learning_rate", self._learning_rate)),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
                           is_writer=self.is_writer),
             *self.extra_callbacks,
