@@ -11,7 +11,9 @@ the same global batch and the same in-memory data (so the input pipeline is not 
 Each configuration runs ``--warmup`` steps (tracing, collective set-up) and then times
 ``--steps`` steps inside one ``model.fit``; images/s = steps x global batch / time. The
 configurations run in interleaved rounds (``--repeats``) and the median is reported, so a load
-change on a shared machine hits them all alike. Ratios are against "1 device".
+change on a shared machine hits them all alike. Images per CPU-second (the CPU time of every
+process taking part) shows the cost of distribution even when other jobs share the cores.
+Ratios are against "1 device".
 
 On a 2-core CPU the logical devices and local workers share the same two cores, so the ratios
 show what distribution costs there, not a speed-up; on GPUs each replica has its own device.
@@ -49,6 +51,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     from fisuras.distribute import cluster_from_environ, make_strategy
     from fisuras.hardware import configure, detect
 
+    load = os.getloadavg()[0]
     devices = 2 if config == "2 devices" else 1
     cluster = cluster_from_environ(os.environ)
     workers = cluster.num_workers if cluster else 1
@@ -72,13 +75,13 @@ def measure(config: str, args: argparse.Namespace) -> dict:
 
         def __init__(self, warmup: int):
             super().__init__()
-            self.warmup, self.start, self.end = warmup, 0.0, 0.0
+            self.warmup, self.start, self.end, self.cpu_start, self.cpu_end = warmup, 0, 0, 0, 0
 
         def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()  # cpu: all threads
             if batch + 1 == self.warmup:
-                self.start = now
-            self.end = now
+                self.start, self.cpu_start = now, cpu
+            self.end, self.cpu_end = now, cpu
 
     with strategy.scope():
         model = models.build_classifier(args.backbone, image_size=args.image_size,
@@ -87,7 +90,9 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch * 4, args.image_size, args.image_size, 3), np.uint8)
     labels = rng.integers(0, 2, (args.batch * 4, 1)).astype("float32")
+    # Prefetch as fisuras's pipeline does (distributed datasets prefetch by themselves).
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(args.batch).repeat()
+    data = data.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     data = data.with_options(options)
@@ -96,7 +101,9 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     model.fit(data, epochs=1, steps_per_epoch=args.warmup + args.steps, verbose=0,
               callbacks=[timer])
     seconds = timer.end - timer.start
-    return {"config": config, "replicas": strategy.num_replicas_in_sync, "workers": workers,
+    return {"config": config, "rank": cluster.rank if cluster else 0, "load": load,
+            "cpu_seconds": timer.cpu_end - timer.cpu_start,
+            "replicas": strategy.num_replicas_in_sync, "workers": workers,
             "global_batch": args.batch, "steps": args.steps, "seconds": seconds,
             "images_per_second": args.steps * args.batch / seconds,
             "strategy": f"{plan.strategy} ({type(strategy).__name__})"}
@@ -105,7 +112,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
 # --- driver ------------------------------------------------------------------------------------
 
 def run_config(config: str, args: argparse.Namespace) -> dict:
-    """Run one configuration in fresh processes and return the chief's measurement."""
+    """Run one configuration in fresh processes: the chief's wall time, everyone's CPU time."""
     worker = [sys.executable, str(Path(__file__).resolve()), "--measure", config,
               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch",
               str(args.batch), "--image-size", str(args.image_size), "--backbone", args.backbone]
@@ -117,15 +124,21 @@ def run_config(config: str, args: argparse.Namespace) -> dict:
         out = io.StringIO()
         code = launch(worker, 2 if config == "2 workers" else 1, environ=env, out=out)
         text = out.getvalue()
-        lines = [line.split(RESULT, 1)[1] for line in text.splitlines()
-                 if line.startswith("[worker 0]") and RESULT in line]
+        lines = [line.split(RESULT, 1)[1] for line in text.splitlines() if RESULT in line]
+        lines.sort(key=lambda line: json.loads(line)["rank"], reverse=True)  # the chief last
     else:
         done = subprocess.run(worker, env=env, capture_output=True, text=True)
         code, text = done.returncode, done.stdout + done.stderr
         lines = [line.split(RESULT, 1)[1] for line in done.stdout.splitlines() if RESULT in line]
     if code != 0 or not lines:
         raise RuntimeError(f"{config} failed (exit {code}):\n{text[-3000:]}")
-    return json.loads(lines[-1])
+    measured = [json.loads(line) for line in lines]
+    chief = measured[-1]
+    # Wall time is the chief's (the workers step together); CPU time is every process's.
+    chief["cpu_seconds"] = sum(m["cpu_seconds"] for m in measured)
+    chief["images_per_cpu_second"] = chief["steps"] * chief["global_batch"] / chief[
+        "cpu_seconds"]
+    return chief
 
 
 def main() -> None:
@@ -145,7 +158,7 @@ def main() -> None:
         return
 
     chosen = args.only.split(",") if args.only else list(CONFIGS)
-    started = machine()
+    started, started_at = machine(), time.strftime("%Y-%m-%d %H:%M")
     runs: dict[str, list[dict]] = {config: [] for config in chosen}
     for round_ in range(args.repeats):
         for config in chosen:
@@ -155,11 +168,15 @@ def main() -> None:
     for measured in runs.values():
         rates = sorted(r["images_per_second"] for r in measured)
         results.append({**measured[0], "images_per_second": statistics.median(rates),
-                        "all_images_per_second": rates})
-    base = next((r["images_per_second"] for r in results if r["config"] == "1 device"), None)
-    for result in results:
-        result["ratio_to_1_device"] = result["images_per_second"] / base if base else None
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": started,
+                        "all_images_per_second": rates,
+                        "images_per_cpu_second": statistics.median(
+                            r["images_per_cpu_second"] for r in measured),
+                        "loads": [round(r["load"], 1) for r in measured]})
+    for key in ("images_per_second", "images_per_cpu_second"):
+        base = next((r[key] for r in results if r["config"] == "1 device"), None)
+        for result in results:
+            result[f"{key}_ratio"] = result[key] / base if base else None
+    report = {"date": started_at, "machine": started,
               "settings": {"backbone": args.backbone, "image_size": args.image_size,
                            "global_batch": args.batch, "steps": args.steps,
                            "warmup": args.warmup, "repeats": args.repeats},
@@ -179,13 +196,17 @@ def machine() -> str:
 
 
 def table(report: dict) -> str:
-    rows = [f"{'configuration':<13} {'replicas':>8} {'images/s':>9} {'ratio':>6}  "
-            f"{'runs':<16} strategy"]
+    rows = [f"{'configuration':<13} {'replicas':>8} {'images/s':>9} {'ratio':>6} "
+            f"{'img/cpu-s':>9} {'ratio':>6}  {'runs (images/s)':<22} {'load':<14} strategy"]
     for r in report["results"]:
-        ratio = f"{r['ratio_to_1_device']:.2f}" if r["ratio_to_1_device"] else "-"
+        def ratio(key, r=r):
+            return f"{r[key]:.2f}" if r[key] else "-"
         each = ", ".join(f"{v:.1f}" for v in r["all_images_per_second"])
+        loads = ", ".join(f"{v:.1f}" for v in r["loads"])
         rows.append(f"{r['config']:<13} {r['replicas']:>8} {r['images_per_second']:>9.1f} "
-                    f"{ratio:>6}  {each:<16} {r['strategy']}")
+                    f"{ratio('images_per_second_ratio'):>6} {r['images_per_cpu_second']:>9.1f} "
+                    f"{ratio('images_per_cpu_second_ratio'):>6}  {each:<22} {loads:<14} "
+                    f"{r['strategy']}")
     settings = report["settings"]
     return "\n".join([f"{report['date']}  {report['machine']}",
                       f"{settings['backbone']} {settings['image_size']} px, global batch "

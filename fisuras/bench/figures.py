@@ -121,6 +121,20 @@ def host_peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
 
 
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow's oneDNN custom operations are on in this process (None: unknown).
+
+    TensorFlow decides at start-up from ``TF_ENABLE_ONEDNN_OPTS`` and the CPU's features; the
+    answer is only exposed through a private module, hence the guard.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def applied_state(model: keras.Model) -> dict[str, Any]:
     """What TensorFlow really ran with, so each JSON row shows its own process's settings."""
     return {
@@ -131,6 +145,7 @@ def applied_state(model: keras.Model) -> dict[str, Any]:
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "global_jit": bool(tf.config.optimizer.get_jit()),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)"),
+        "onednn": onednn_enabled(),
         "tensorflow": tf.__version__,
         "pid": os.getpid(),
     }

@@ -7,8 +7,11 @@ turns them into the figures users see.
 The configurations (derived from the hardware plan, so a GPU and a CPU get different "planned"):
 
 * ``baseline``: float32, no XLA, batch 32, a plain tf.data input (no parallel map, no cache, no
-  prefetch), TensorFlow's own thread defaults -- what a simple Keras script does;
+  prefetch), TensorFlow's own threads and environment -- what a simple Keras script does;
 * ``mixed_precision``, ``xla``, ``batch``, ``input_pipeline``: the baseline with one optimisation;
+* ``runtime``: the baseline with the plan's thread counts and environment variables (e.g.
+  ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns oneDNN on by itself only on CPUs with
+  AVX-512-class features, not on an AVX2 laptop CPU);
 * ``planned``: everything the plan chose (precision, XLA, batch, fisuras input, threads,
   steps per execution, environment variables).
 
@@ -18,7 +21,7 @@ Example:
     >>> from fisuras.hardware.plan import make_plan
     >>> plan = make_plan(HardwareFacts(cpu_cores=2), Settings())
     >>> [c.name for c in configurations(plan, Settings())]
-    ['baseline', 'mixed_precision', 'xla', 'batch', 'input_pipeline', 'planned']
+    ['baseline', 'mixed_precision', 'xla', 'batch', 'input_pipeline', 'runtime', 'planned']
     >>> round(epoch_seconds(56_092, images_per_second=11.0) / 60)
     85
 """
@@ -55,7 +58,8 @@ class Configuration:
     batch_size: int = BASELINE_BATCH
     input_pipeline: str = "plain"  # "plain" | "fisuras"
     steps_per_execution: int = 1
-    full_plan: bool = False  # also the plan's threads, memory and environment variables
+    runtime: bool = False  # the plan's threads and environment variables (XLA's excepted)
+    full_plan: bool = False  # everything the plan chose, as a real run applies it
     dimension: str | None = None
     plan_choice: bool = False
 
@@ -75,6 +79,8 @@ def _value_text(config: Configuration, dimension: str) -> str:
         return "XLA on" if config.xla else "XLA off"
     if dimension == "batch":
         return f"batch {config.batch_size}"
+    if dimension == "runtime":
+        return "threads/env" if config.runtime else "TensorFlow's default threads/env"
     return f"{config.input_pipeline} input"
 
 
@@ -98,22 +104,35 @@ def configurations(plan: Plan, settings: Settings) -> list[Configuration]:
                       plan_choice=plan.batch_size == batch),
         Configuration("input_pipeline", "fisuras input pipeline", input_pipeline="fisuras",
                       dimension="input", plan_choice=True),
+        Configuration("runtime", "the plan's " + _runtime_text(plan), runtime=True,
+                      dimension="runtime", plan_choice=True),
     ]
     planned = Configuration(
         "planned", _planned_changes(plan), precision=plan.precision, xla=plan.xla,
         batch_size=plan.batch_size, input_pipeline="fisuras",
-        steps_per_execution=plan.steps_per_execution, full_plan=True)
+        steps_per_execution=plan.steps_per_execution, runtime=True, full_plan=True)
     return [baseline, *alone, planned]
+
+
+def runtime_env(plan: Plan) -> dict[str, str]:
+    """The plan's environment variables without XLA's (XLA has its own configuration)."""
+    return {k: v for k, v in plan.env.items() if k != "TF_XLA_FLAGS"}
+
+
+def _runtime_text(plan: Plan) -> str:
+    text = f"threads {plan.intra_op_threads}/{plan.inter_op_threads}"
+    speed_env = {k: v for k, v in runtime_env(plan).items()
+                 if k != "TF_CPP_MIN_LOG_LEVEL"}  # that one only quiets the logs
+    if speed_env:
+        text += ", env " + " ".join(f"{k}={v}" for k, v in speed_env.items())
+    return text
 
 
 def _planned_changes(plan: Plan) -> str:
     parts = [plan.precision, "XLA" if plan.xla else "no XLA", f"batch {plan.batch_size}",
-             "fisuras input", f"threads {plan.intra_op_threads}/{plan.inter_op_threads}"]
+             "fisuras input", _runtime_text(plan)]
     if plan.steps_per_execution != 1:
         parts.append(f"{plan.steps_per_execution} steps/call")
-    speed_env = {k: v for k, v in plan.env.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # logs only
-    if speed_env:
-        parts.append("env " + " ".join(f"{k}={v}" for k, v in speed_env.items()))
     return "the hardware plan: " + ", ".join(parts)
 
 
@@ -448,12 +467,24 @@ class BenchmarkResult:
             "",
             self.headline(),
             *[check.line() for check in self.plan_checks()],
+            *self._load_lines(),
             "",
             "Every figure was measured in this run, each configuration in its own process. "
             "Projections = images / measured images/s (x epochs): training steps only, whole "
             "network trainable, no validation, compilation apart.",
         ]
         return "\n".join(lines)
+
+    def _load_lines(self) -> list[str]:
+        """Other processes on the same cores slow a configuration down: say how busy it was."""
+        loads = {name: m.details.get("load_average_before")
+                 for name, m in self.measurements.items()}
+        if all(value is None for value in loads.values()):
+            return []
+        cores = self.machine.get("cpu_cores", "?")
+        listed = ", ".join(f"{name} {value:.1f}" for name, value in loads.items()
+                           if value is not None)
+        return [f"load average (1 min) as each configuration started, on {cores} cores: {listed}"]
 
     def to_dict(self) -> dict[str, Any]:
         rows = []

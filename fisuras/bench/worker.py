@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fisuras.bench.turbo import Configuration
+from fisuras.bench.turbo import Configuration, runtime_env
 from fisuras.config import Settings
 from fisuras.files import atomic_write_text
 from fisuras.hardware.apply import apply_environment, apply_tensorflow
@@ -77,17 +77,23 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     config = Configuration(**spec["configuration"])
     plan = plan_from_dict(spec["plan"])
     settings = Settings.model_validate(spec["settings"])
+    # Environment variables first: TensorFlow reads them when it is imported.
     if config.full_plan:
-        apply_environment(plan)  # before TensorFlow is imported, as in a real run
+        apply_environment(plan)
+    elif config.runtime:
+        apply_environment(replace(plan, env=runtime_env(plan)))
     import keras
 
     if config.full_plan:
         apply_tensorflow(plan)
     else:
-        # Only the GPU memory setting (so a small shared card behaves as in a real run); threads
-        # 0 = TensorFlow's defaults, global JIT off; XLA is asked per model in compile().
+        # The GPU memory setting always (so a small shared card behaves as in a real run);
+        # threads only for "runtime" (0 = TensorFlow's defaults); global JIT off, since XLA is
+        # asked per model in compile().
+        intra, inter = ((plan.intra_op_threads, plan.inter_op_threads) if config.runtime
+                        else (0, 0))
         apply_tensorflow(replace(plan, precision=config.precision, xla=False,
-                                 intra_op_threads=0, inter_op_threads=0))
+                                 intra_op_threads=intra, inter_op_threads=inter))
     if spec.get("force_fail"):
         raise ForcedFailure(f"forced failure of {config.name!r} (test hook)")
 

@@ -49,11 +49,11 @@ def ok(rate, **kwargs):
 def test_cpu_plan_configurations():
     configs = configs_for(TWO_CORE_CPU)
     assert list(configs) == ["baseline", "mixed_precision", "xla", "batch", "input_pipeline",
-                             "planned"]
+                             "runtime", "planned"]
     base = configs["baseline"]
     assert (base.precision, base.xla, base.batch_size, base.input_pipeline) == (
         "float32", False, 32, "plain")
-    assert not base.full_plan and base.steps_per_execution == 1
+    assert not base.full_plan and not base.runtime and base.steps_per_execution == 1
     # The CPU plan turns mixed precision and XLA off: those one-change rows are the alternatives.
     assert configs["mixed_precision"].precision == "mixed_float16"
     assert not configs["mixed_precision"].plan_choice and not configs["xla"].plan_choice
@@ -63,6 +63,10 @@ def test_cpu_plan_configurations():
         "float32", False, 64, "fisuras")
     assert planned.full_plan and planned.steps_per_execution == 1
     assert "threads 2/1" in planned.changes and "TF_ENABLE_ONEDNN_OPTS=1" in planned.changes
+    # The plan's threads and oneDNN alone, to see what they are worth without the rest
+    runtime = configs["runtime"]
+    assert runtime.runtime and runtime.plan_choice and not runtime.full_plan
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in runtime.changes and runtime.batch_size == 32
 
 
 def test_gpu_plan_configurations():
@@ -74,11 +78,15 @@ def test_gpu_plan_configurations():
     assert planned.steps_per_execution == 8 and "8 steps/call" in planned.changes
     # Only the one-change rows differ from the baseline, each in its own dimension.
     base = configs["baseline"]
+    fields = ("precision", "xla", "batch_size", "input_pipeline", "runtime")
     for name, field in [("mixed_precision", "precision"), ("xla", "xla"),
-                        ("batch", "batch_size"), ("input_pipeline", "input_pipeline")]:
-        differing = [f for f in ("precision", "xla", "batch_size", "input_pipeline")
-                     if getattr(configs[name], f) != getattr(base, f)]
+                        ("batch", "batch_size"), ("input_pipeline", "input_pipeline"),
+                        ("runtime", "runtime")]:
+        differing = [f for f in fields if getattr(configs[name], f) != getattr(base, f)]
         assert differing == [field]
+    # XLA's auto-clustering variable belongs to the XLA row, not to the runtime row
+    assert "TF_XLA_FLAGS" not in configs["runtime"].changes
+    assert "TF_GPU_ALLOCATOR=cuda_malloc_async" in configs["runtime"].changes
 
 
 def test_gtx_1650_alternative_precision_is_not_the_plans_choice():
@@ -137,7 +145,7 @@ def test_format_duration(seconds, text):
 def test_plan_checks_say_which_side_is_faster():
     configs = list(configs_for(TWO_CORE_CPU).values())
     measured = {"baseline": ok(10.0), "mixed_precision": ok(4.0), "xla": ok(12.0),
-                "batch": ok(9.8), "input_pipeline": ok(10.0)}
+                "batch": ok(9.8), "input_pipeline": ok(10.0), "runtime": ok(20.0)}
     checks = {c.dimension: c for c in plan_checks(configs, measured)}
     # float32 (plan) vs mixed: 10 / 4
     assert checks["precision"].ratio == pytest.approx(2.5) and not checks["precision"].slower
@@ -149,6 +157,9 @@ def test_plan_checks_say_which_side_is_faster():
     # batch 64 (plan) 2% slower than 32: slower, flagged as possibly noise
     assert checks["batch"].slower and "noise" in checks["batch"].line()
     assert checks["input"].ratio == pytest.approx(1.0) and not checks["input"].slower
+    assert checks["runtime"].ratio == pytest.approx(2.0)
+    assert "plan's threads/env vs TensorFlow's default threads/env: 2.00x" in (
+        checks["runtime"].line())
 
 
 def test_plan_check_without_a_figure_is_not_a_number():
@@ -194,6 +205,7 @@ def test_result_table_and_json():
     configs = list(configs_for(TWO_CORE_CPU).values())
     measured = {"baseline": ok(10.0), "mixed_precision": Measurement.failed("OOM at batch 32"),
                 "planned": ok(12.5)}
+    measured["baseline"].details["load_average_before"] = 1.25
     chosen = [c for c in configs if c.name in measured]
     result = BenchmarkResult(
         configurations=chosen, measurements=measured, n_images=1000, epochs=3,
@@ -205,6 +217,7 @@ def test_result_table_and_json():
     assert "plan check: precision: plan's float32 vs mixed_float16: not measured" in table
     assert "FAILED: OOM at batch 32" in table
     assert "no GPU; CPU x86_64 2 cores" in table
+    assert "load average (1 min) as each configuration started, on 2 cores: baseline 1.2" in table
     rows = table_rows(configurations_table(chosen, measured, n_images=1000))
     assert [r[0] for r in rows] == ["Configuration", "baseline", "mixed_precision", "planned"]
     assert rows[3][3] == "1.25x"

@@ -20,7 +20,7 @@ import pytest
 
 from fisuras.data.synth import synthesize
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
