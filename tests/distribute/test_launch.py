@@ -52,10 +52,11 @@ def test_a_failed_worker_stops_the_others_and_all_restart(tmp_path):
     code = textwrap.dedent(f"""
         import json, os, pathlib, sys, time
         index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-        marker = pathlib.Path({str(marker)!r})
+        # one marker per worker: "first attempt" must not depend on the other worker's timing
+        marker = pathlib.Path({str(marker)!r} + str(index))
         if not marker.exists():
+            marker.write_text("x")
             if index == 1:
-                marker.write_text("x")
                 sys.exit(3)
             time.sleep(60)  # worker 0 would wait for ever on a dead peer
         print("attempt done", flush=True)
