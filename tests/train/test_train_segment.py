@@ -34,10 +34,7 @@ def best_dice_on(model, samples, tile: int) -> float:
 
 
 def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
-    import keras
 
-    from fisuras.data import Manifest
-    from fisuras.models import build_segmenter
 
     settings = load_settings(overrides={
         "runs_dir": str(tmp_path / "runs"), "backbone_segment": "unet_light", "weights": "none",
@@ -46,19 +43,11 @@ def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
     plan = make_plan(HardwareFacts(cpu_cores=2, memory_mb=8000), settings)
     result = train("segment", shared_data / "seg_cfd", settings, plan, verbose=0)
     run = result.run
-    train_samples = Manifest.load(run.file("manifest.json"))["train"][:8]
-    keras.utils.set_random_seed(0)
-    untrained = build_segmenter("unet_light", image_size=64, weights="none")
-    # The last epoch's weights: model.keras holds the best on validation, which in a run this
-    # short (7 validation photos) can be an early epoch.
-    trained = keras.models.load_model(run.last_checkpoint, compile=False)
-    before = best_dice_on(untrained, train_samples, 64)
-    after = best_dice_on(trained, train_samples, 64)
-    # Untrained, the net calls every pixel a crack (Dice = 2p/(1+p), about 0.03 on CFD); six
-    # short epochs reach 0.12-0.2 here depending on thread timing: ask for at least 2.5x.
-    assert after > 2.5 * before, (before, after)
+    # Dice on its training crops, as the engine measured it each epoch (batch statistics):
+    # an untrained net scores about 0.03 here (every pixel called a crack). Inference-mode Dice
+    # after so few steps still depends on BatchNorm's moving statistics, so it is not used.
     dice = [row["dice"] for row in result.history]
-    assert dice[-1] > dice[0]
+    assert max(dice[1:]) > 2 * dice[0] and dice[-1] > dice[0], dice
     metrics = json.loads(run.file("metrics.json").read_text())
     test = metrics["test"]["seg_cfd"]
     for key in ("iou", "dice", "tolerance_f1", "ods", "ois", "ap"):
