@@ -272,13 +272,15 @@ def demo(workdir, shared_data, knob_file, run_file, set_values) -> None:
 @click.option("--epochs", type=click.IntRange(min=1),
               help="Epochs the full-training time is projected for (default: epochs_detect).")
 @click.option("--only", help="Comma-separated configurations, e.g. baseline,planned.")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Interleaved runs per configuration; the fastest counts (busy machines).")
 @click.option("--timeout", default=1800.0, show_default=True,
               help="Seconds per configuration before it counts as failed.")
 @click.option("--force-fail", envvar="FISURAS_BENCH_FORCE_FAIL", hidden=True,
               help="Test hook: comma-separated configurations that raise on purpose.")
 @settings_options
-def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, timeout, force_fail,
-              knob_file, run_file, set_values) -> None:
+def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, repeats, timeout,
+              force_fail, knob_file, run_file, set_values) -> None:
     """Measure the turbo on this machine: baseline, each optimisation alone, the planned setting."""
     from fisuras.bench import run_benchmark
     from fisuras.hardware import detect
@@ -287,7 +289,8 @@ def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, tim
     result = _run_library(lambda: run_benchmark(
         settings, detect(), steps=steps, backbone=backbone, image_size=image_size, data=data_dir,
         n_images=n_images, epochs=epochs, only=only.split(",") if only else None,
-        timeout_s=timeout, force_fail=[n for n in (force_fail or "").split(",") if n]))
+        repeats=repeats, timeout_s=timeout,
+        force_fail=[n for n in (force_fail or "").split(",") if n]))
     click.echo(result.table())
     click.echo(f"run folder: {result.out_dir}")
     sys.exit(1 if result.failures() else 0)

@@ -34,6 +34,7 @@ class StepClock(keras.callbacks.Callback):
         self.start_sampler = start_sampler or (lambda: None)
         self.first_begin: float | None = None
         self.ends: list[float] = []
+        self.cpu_at: list[float] = []  # this process's CPU seconds (all threads) at each end
         self.gpu_utilisation: float | None = None
         self._sampler: GpuSampler | None = None
 
@@ -45,6 +46,7 @@ class StepClock(keras.callbacks.Callback):
         if logs and "loss" in logs:
             float(logs["loss"])  # wait for the device
         self.ends.append(time.perf_counter())
+        self.cpu_at.append(time.process_time())
         if len(self.ends) == self.warmup_calls:
             self._sampler = self.start_sampler()
 
@@ -64,6 +66,12 @@ class StepClock(keras.callbacks.Callback):
             raise RuntimeError(f"only {len(self.ends)} training calls ran; expected more than "
                                f"{self.warmup_calls} warm-up calls")
         return self.ends[-1] - self.ends[self.warmup_calls - 1]
+
+    def cores_used(self) -> float:
+        """CPU seconds per second over the measured calls: about the core count when nothing
+        else competes for the cores, lower when other processes take their share."""
+        cpu = self.cpu_at[-1] - self.cpu_at[self.warmup_calls - 1]
+        return cpu / self.measured_seconds()
 
 
 class GpuSampler:

@@ -24,6 +24,7 @@ from fisuras.bench.turbo import (
     BenchmarkResult,
     Configuration,
     Measurement,
+    best_of,
     calls,
     configurations,
     images_needed,
@@ -42,7 +43,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
                   backbone: str | None = None, image_size: int | None = None,
                   data: str | Path | None = None, out_dir: str | Path | None = None,
                   n_images: int = SDNET2018_IMAGES, epochs: int | None = None,
-                  only: Iterable[str] | None = None, warmup_calls: int = 2,
+                  only: Iterable[str] | None = None, warmup_calls: int = 2, repeats: int = 1,
                   timeout_s: float = DEFAULT_TIMEOUT_S, force_fail: Iterable[str] = (),
                   work_dir: str | Path | None = None, python: str = sys.executable,
                   log: Callable[[str], None] | None = None) -> BenchmarkResult:
@@ -61,6 +62,8 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
         n_images, epochs: the dataset size and epochs the projections are for (default
             SDNET2018's 56,092 images and the settings' ``epochs_detect``).
         only: configuration names to run (default all), e.g. ``["baseline", "planned"]``.
+        repeats: run every configuration this many times, in interleaved rounds, and keep each
+            one's fastest run (on a machine shared with other work, the least disturbed).
         timeout_s: per configuration; a configuration over it fails with that reason.
         force_fail: test hook: these configurations raise on purpose inside their process.
         python: the interpreter that runs the workers.
@@ -74,9 +77,9 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
         >>> print(result.table())                                        # doctest: +SKIP
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    if steps < 1 or warmup_calls < 1 or n_images < 1:
-        raise ValueError(f"steps, warmup_calls and n_images must be >= 1; got {steps}, "
-                         f"{warmup_calls}, {n_images}")
+    if min(steps, warmup_calls, n_images, repeats) < 1:
+        raise ValueError(f"steps, warmup_calls, n_images and repeats must be >= 1; got {steps}, "
+                         f"{warmup_calls}, {n_images}, {repeats}")
     bench_settings = benchmark_settings(settings, backbone, image_size)
     plan = make_plan(facts, bench_settings)
     configs = select(configurations(plan, bench_settings), only)
@@ -92,9 +95,11 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
                              Path(work_dir) if work_dir else
                              Path(settings.runs_dir) / "benchmark" / "data", log)
 
-    measurements: dict[str, Measurement] = {}
-    for index, config in enumerate(configs, 1):
-        log(f"[{index}/{len(configs)}] {config.name}: {config.changes} ...")
+    runs: dict[str, list[Measurement]] = {c.name: [] for c in configs}
+    total = len(configs) * repeats
+    for index, (round_index, config) in enumerate(
+            ((r, c) for r in range(repeats) for c in configs), 1):
+        log(f"[{index}/{total}] {config.name}: {config.changes} ...")
         spec = {
             "configuration": config.to_dict(), "plan": plan.to_dict(),
             "settings": bench_settings.to_dict(), "data": data_info["path"],
@@ -106,10 +111,11 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
             "cache_dir": str(out / "cache" / config.name),
             "force_fail": config.name in forced,
         }
-        measurement = measure_in_subprocess(config, spec, out, timeout_s=timeout_s,
-                                            python=python)
-        measurements[config.name] = measurement
+        tag = config.name if repeats == 1 else f"{config.name}.run{round_index + 1}"
+        measurement = measure_in_subprocess(tag, spec, out, timeout_s=timeout_s, python=python)
+        runs[config.name].append(measurement)
         log(f"    {summary_line(measurement)}")
+    measurements = {name: best_of(measured) for name, measured in runs.items()}
 
     machine = {**facts.to_dict(), "tensorflow": _installed("tensorflow"),
                "python": sys.version.split()[0]}
@@ -118,7 +124,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
         epochs=epochs if epochs is not None else bench_settings.epochs_detect,
         backbone=bench_settings.backbone_detect, image_size=size, steps=steps,
         warmup_calls=warmup_calls, data=data_info, machine=machine, plan=plan.to_dict(),
-        created=time.strftime("%Y-%m-%d %H:%M"), out_dir=str(out))
+        created=time.strftime("%Y-%m-%d %H:%M"), out_dir=str(out), repeats=repeats)
     save_result(result, out)
     return result
 
@@ -192,14 +198,14 @@ def synthetic_sdnet(work_dir: Path, n_images: int, image_size: int,
 
 # --- one configuration -----------------------------------------------------------------------
 
-def measure_in_subprocess(config: Configuration, spec: dict, out: Path, *, timeout_s: float,
+def measure_in_subprocess(tag: str, spec: dict, out: Path, *, timeout_s: float,
                           python: str = sys.executable) -> Measurement:
-    """Run the worker for ``config``; its result file, or why there is none."""
+    """Run the worker on ``spec`` (files named ``tag``); its result, or why there is none."""
     folder = out / "configurations"
     folder.mkdir(parents=True, exist_ok=True)
-    spec_path = folder / f"{config.name}.spec.json"
-    result_path = folder / f"{config.name}.result.json"
-    log_path = folder / f"{config.name}.log"
+    spec_path = folder / f"{tag}.spec.json"
+    result_path = folder / f"{tag}.result.json"
+    log_path = folder / f"{tag}.log"
     atomic_write_text(spec_path, json.dumps(spec, indent=1))
     result_path.unlink(missing_ok=True)
     command = [python, "-m", "fisuras.bench.worker", str(spec_path), str(result_path)]

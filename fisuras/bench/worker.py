@@ -132,6 +132,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             "measured_steps": measured * config.steps_per_execution,
             "warmup_steps": warmup * config.steps_per_execution,
             "measured_seconds": seconds,
+            "cores_used": clock.cores_used(),
             "images_measured": images,
             "host_peak_rss_mb": host_peak_rss_mb(),
             "applied": applied_state(model),

@@ -13,6 +13,7 @@ from fisuras.bench.turbo import (
     Configuration,
     Measurement,
     before_after_table,
+    best_of,
     calls,
     configurations,
     configurations_table,
@@ -169,6 +170,18 @@ def test_plan_check_without_a_figure_is_not_a_number():
     assert check.ratio is None and "mixed_precision failed" in check.line()
 
 
+def test_best_of_keeps_the_least_disturbed_run():
+    slow, fast = ok(3.0), ok(4.0)
+    best = best_of([slow, Measurement.failed("killed by SIGKILL"), fast])
+    assert best is fast
+    assert best.details["repeats"] == [3.0, None, 4.0]
+    assert best.details["failed_repeats"] == ["killed by SIGKILL"]
+    failed = best_of([Measurement.failed("first"), Measurement.failed("second")])
+    assert not failed.ok and failed.reason == "first"
+    single = ok(5.0)
+    assert best_of([single]) is single and "repeats" not in single.details
+
+
 # --- tables and result ------------------------------------------------------------------------
 
 def table_rows(table: str) -> list[list[str]]:
@@ -205,7 +218,7 @@ def test_result_table_and_json():
     configs = list(configs_for(TWO_CORE_CPU).values())
     measured = {"baseline": ok(10.0), "mixed_precision": Measurement.failed("OOM at batch 32"),
                 "planned": ok(12.5)}
-    measured["baseline"].details["load_average_before"] = 1.25
+    measured["baseline"].details.update(load_average_before=1.25, cores_used=1.9)
     chosen = [c for c in configs if c.name in measured]
     result = BenchmarkResult(
         configurations=chosen, measurements=measured, n_images=1000, epochs=3,
@@ -217,7 +230,9 @@ def test_result_table_and_json():
     assert "plan check: precision: plan's float32 vs mixed_float16: not measured" in table
     assert "FAILED: OOM at batch 32" in table
     assert "no GPU; CPU x86_64 2 cores" in table
-    assert "load average (1 min) as each configuration started, on 2 cores: baseline 1.2" in table
+    assert "load average (1 min) as each configuration started: baseline 1.2" in table
+    assert "CPU cores used while measured (of 2; less = other processes took a share): " \
+        "baseline 1.9" in table
     rows = table_rows(configurations_table(chosen, measured, n_images=1000))
     assert [r[0] for r in rows] == ["Configuration", "baseline", "mixed_precision", "planned"]
     assert rows[3][3] == "1.25x"
