@@ -89,7 +89,7 @@ class Settings(_Strict):
     steps_per_execution: int | Literal["auto"] = "auto"
 
     # Data
-    seed: int = 42
+    seed: int = 42  # splits, shuffling, augmentation and the initial weights
     val_fraction: float = Field(default=0.15, ge=0, lt=1)
     test_fraction: float = Field(default=0.15, ge=0, lt=1)
     skip_bad: bool = False

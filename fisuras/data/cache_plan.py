@@ -32,7 +32,7 @@ def crop_source_side(image_size: int) -> int:
 
 
 def training_size(height: int, width: int, image_size: int) -> tuple[int, int]:
-    """Size a segmentation training image is brought to: upscaled so both sides are >= S."""
+    """Size a segmentation image is brought to (training and validation): both sides >= S."""
     scale = max(1.0, image_size / min(height, width))
     return max(image_size, math.ceil(height * scale - 1e-6)), \
         max(image_size, math.ceil(width * scale - 1e-6))
@@ -48,8 +48,8 @@ def estimate_decoded_bytes(samples: Sequence[Sample], image_size: int, task: str
         image_size: the model input side S.
         task: "detect" or "segment".
         training, augment: which pipeline is meant (``augment=None`` means ``training``).
-        image_sizes: (height, width) per sample; used for segmentation training, where images
-            are cached at their own size. Without them every image counts as S x S (a lower bound).
+        image_sizes: (height, width) per sample; used for segmentation, where images are cached
+            at their own size. Without them every image counts as S x S (a lower bound).
 
     Example:
         >>> estimate_decoded_bytes([Sample("a.jpg", 1)] * 1000, 224, "detect")
@@ -60,7 +60,7 @@ def estimate_decoded_bytes(samples: Sequence[Sample], image_size: int, task: str
     if task == "detect":
         side = crop_source_side(image_size) if (training and augment) else image_size
         return n * (side * side * 3 + PER_ELEMENT_OVERHEAD)
-    if training and image_sizes is not None:
+    if task == "segment" and image_sizes is not None:
         pixels = sum(h * w for h, w in (training_size(h, w, image_size) for h, w in image_sizes))
         return pixels * 4 + n * PER_ELEMENT_OVERHEAD
     return n * (image_size * image_size * 4 + PER_ELEMENT_OVERHEAD)

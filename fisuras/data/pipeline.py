@@ -9,15 +9,18 @@
   masks whose maximum is <= 1 are 0/1 masks, others crack where > 127).
 
 Geometry:
-* evaluation (``training=False``): the whole image resized to S x S (bilinear with
-  antialiasing, so thin cracks survive shrinking; masks nearest), the way inference should
-  see a patch;
+* detection evaluation (``training=False``): the whole image resized to S x S (bilinear with
+  antialiasing, so thin cracks survive shrinking), the way inference sees a patch;
 * detection training with augmentation: a random S x S crop of the image resized (only if
   needed) to side ``crop_source_side(S)`` = S*8/7 (224 -> 256: SDNET2018 patches are cropped
   with no resampling, and when streaming, JPEG decoding is limited to the crop window). So
   training sees cracks at 8/7 the scale evaluation sees them (a mild, fixed zoom);
-* segmentation training: a random S x S crop at the image's own resolution (images smaller than
-  S are first upscaled), the same window on image and mask, so thin cracks keep their width.
+* segmentation, always at the image's own resolution (images smaller than S are first
+  upscaled), so thin cracks keep their width: in training with augmentation a random S x S
+  crop, the same window on image and mask; otherwise (validation) a grid of S x S tiles
+  covering the whole image, the last ones aligned to its edges, as tiled inference sees it.
+  (Validation on whole images shrunk to S x S would judge the model at another scale than it
+  was trained and is used at: a 2 px crack becomes a fraction of a pixel.)
 
 Augmentation (training, ``augment`` on): the crops above, a random one of the 8 flips/90-degree
 rotations (same on image and mask), brightness +-20 levels and contrast x0.8-1.2 (image only).
@@ -137,7 +140,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         ds = ds.map(_crop_decoder(image_size), num_parallel_calls=parallel,
                     deterministic=deterministic)
     else:
-        ds = ds.map(_base_decoder(task, image_size, training and augment),
+        ds = ds.map(_base_decoder(task, image_size, keep_resolution(task, training, augment)),
                     num_parallel_calls=parallel, deterministic=deterministic)
         if plan.mode == "memory":
             ds = ds.cache()
@@ -151,6 +154,8 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
             ds = _with_seeds(ds, seed, deterministic)
             ds = ds.map(_random_crop(image_size, seg), num_parallel_calls=parallel,
                         deterministic=deterministic)
+        elif seg:
+            ds = ds.flat_map(_tile_grid(image_size))
 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=parallel,
                   deterministic=deterministic)
@@ -174,15 +179,15 @@ def describe_cache(samples: Sequence[Sample], *, task: str, image_size: int, tra
     """
     augment = training if augment is None else augment
     sizes = None
-    if task == "segment" and training and cache in ("auto", "memory", "disk"):
+    if task == "segment" and cache in ("auto", "memory", "disk"):
         sizes = [header_size(s.image) for s in samples]
     estimate = estimate_decoded_bytes(samples, image_size, task, training=training,
                                       augment=augment, image_sizes=sizes)
     key = "unused"
     if cache_dir is not None and cache in ("auto", "disk"):
         stats = [_stat(s.image) + _stat(s.mask) for s in samples]
-        key = f"{task}-{image_size}-" + dataset_key(samples, task, image_size,
-                                                    training and augment, stats=stats)
+        key = f"{task}-{image_size}-" + dataset_key(
+            samples, task, image_size, keep_resolution(task, training, augment), stats=stats)
     return plan_cache(cache, estimate, cache_budget_bytes, cache_dir, key)
 
 
@@ -310,6 +315,16 @@ def _resize(image: tf.Tensor, height, width, method: str = "bilinear") -> tf.Ten
     return tf.cond(same, lambda: image, resized)
 
 
+def keep_resolution(task: str, training: bool, augment: bool) -> bool:
+    """Whether decoded images keep (about) their own size for crops or tiles taken later.
+
+    Example:
+        >>> keep_resolution("segment", training=False, augment=False)
+        True
+    """
+    return task == "segment" or (training and augment)
+
+
 def _base_decoder(task: str, image_size: int, crops_follow: bool):
     """The pre-cache step: decoded images at the size later steps (or the model) need."""
     if task == "detect":
@@ -319,6 +334,9 @@ def _base_decoder(task: str, image_size: int, crops_follow: bool):
             return _resize(_decode_rgb(tf.io.read_file(path)), side, side), label
         return load_detect
 
+    # Plain TF ops only (``crops_follow`` is a Python bool): AutoGraph has nothing to convert,
+    # and converting this closure made it warn "closure mismatch".
+    @tf.autograph.experimental.do_not_convert
     def load_segment(path, mask_path):
         image = _decode_rgb(tf.io.read_file(path))
         mask = _decode_mask(tf.io.read_file(mask_path))
@@ -363,6 +381,26 @@ def _random_crop(image_size: int, seg: bool):
             target = tf.slice(target, [top, left, 0], [image_size, image_size, 1])
         return image, target, randoms
     return crop
+
+
+def _tile_grid(image_size: int):
+    """One image and mask -> a dataset of its S x S tiles (rows, then columns).
+
+    Tiles start every S pixels; the last row and column are shifted to end at the image's edge
+    (overlapping their neighbour) rather than padded.
+    """
+    def tiles(image, mask):
+        shape = tf.shape(image)
+        tops = tf.minimum(tf.range(0, shape[0], image_size), shape[0] - image_size)
+        lefts = tf.minimum(tf.range(0, shape[1], image_size), shape[1] - image_size)
+        rows, columns = tf.meshgrid(tops, lefts, indexing="ij")
+        corners = tf.stack([tf.reshape(rows, [-1]), tf.reshape(columns, [-1])], axis=1)
+
+        def cut(corner):
+            return (tf.slice(image, [corner[0], corner[1], 0], [image_size, image_size, 3]),
+                    tf.slice(mask, [corner[0], corner[1], 0], [image_size, image_size, 1]))
+        return tf.data.Dataset.from_tensor_slices(corners).map(cut)
+    return tiles
 
 
 def _crop_decoder(image_size: int):

@@ -56,6 +56,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     reads the chief's run folder on resume. ``on_manifest`` sees a new run's split before
     training (the workers check there that they all split alike).
     """
+    import keras
     import tensorflow as tf
 
     from fisuras.data import Manifest
@@ -70,6 +71,9 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     if resume is not None:
         run = RunFolder.open(resume, task)
         settings = Settings.model_validate(run.read_yaml("settings.yaml"))
+    # The seed fixes the weight initialisation too (Python, NumPy and TF generators), so two
+    # runs of one configuration start alike; ops may still differ in their last bits.
+    keras.utils.set_random_seed(settings.seed)
     # Build first: missing ImageNet weights must fail before minutes of data scanning.
     spec = task_spec(task, settings)
     with (strategy or tf.distribute.get_strategy()).scope():

@@ -240,3 +240,30 @@ def test_evaluation_resize_keeps_a_one_pixel_crack(tmp_path: Path):
                                  batch_size=1, training=False, cache="none"))[0]
     columns = x[0].astype(float).mean(axis=(0, 2))
     assert columns.min() < 200 - 30
+
+
+def test_segmentation_validation_tiles_a_real_photo_at_its_own_resolution(shared_data: Path):
+    sample = read_dataset(shared_data / "seg_cfd").samples[0]
+    image = tf.io.decode_image(tf.io.read_file(sample.image), channels=3).numpy()  # TF's JPEG
+    mask = binarize_mask(np.asarray(Image.open(sample.mask)))
+    height, width = mask.shape
+    side = 96
+
+    tiles = _batches(make_dataset([sample], task="segment", image_size=side, batch_size=64,
+                                  training=False, cache="memory"))
+    x, y = (np.concatenate(parts) for parts in zip(*tiles, strict=True))
+
+    # A grid over the whole photo, rows then columns, the last ones aligned to the edges:
+    # every tile is the photo's own pixels (no resizing), every crack pixel is seen.
+    tops = [min(top, height - side) for top in range(0, height, side)]
+    lefts = [min(left, width - side) for left in range(0, width, side)]
+    assert len(x) == len(tops) * len(lefts)
+    corners = [(top, left) for top in tops for left in lefts]
+    for (top, left), tile, tile_mask in zip(corners, x, y, strict=True):
+        np.testing.assert_array_equal(tile, image[top:top + side, left:left + side])
+        np.testing.assert_array_equal(tile_mask[..., 0] > 0.5,
+                                      mask[top:top + side, left:left + side])
+    covered = np.zeros_like(mask)
+    for top, left in corners:
+        covered[top:top + side, left:left + side] = True
+    assert covered.all() and mask.any()

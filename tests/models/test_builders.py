@@ -90,11 +90,23 @@ def test_preprocessing_layer_matches_keras_applications(backbone, reference):
         ({"backbone": "vgg16"}, "unknown backbone"),
         ({"image_size": 80}, "multiple of 32"),
         ({"backbone": "unet_light", "weights": "imagenet"}, "--weights none"),
+        ({"crack_prior": 1.0}, "crack_prior must be between 0 and 1"),
     ],
 )
 def test_segmenter_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_segmenter(**{"image_size": SIZE, "weights": "none", **kwargs})
+
+
+@pytest.mark.parametrize("backbone", ["unet_light", "mobilenet_v2"])
+def test_untrained_segmenter_starts_at_the_crack_prior(backbone):
+    # The output bias holds the prior; the layers before it start near zero on average, so the
+    # mean probability over a photo is close to the prior instead of 0.5.
+    model = build_segmenter(backbone, image_size=SIZE, weights="none", crack_prior=0.05)
+
+    probability = keras.ops.sigmoid(model(IMAGES))
+
+    assert 0.01 < float(np.mean(probability)) < 0.2
 
 
 def test_small_cnn_has_no_imagenet_weights():
