@@ -7,7 +7,8 @@ run, in images per second:
   (b) naive loaders: a Pillow open + np.asarray loop, and keras.utils.image_dataset_from_directory
       with its defaults;
   (c) fisuras make_dataset (training, augmentation on, batch 64, 224 px): cold (streaming,
-      cache="none") and cached (cache="memory", second epoch);
+      cache="none") and cached (cache="memory", second epoch); and cached with augmentation
+      off (shuffle + batch only: what the cache alone delivers);
 
 and the peak RSS of streaming epochs over 5,000 and 20,000 files, each in its own subprocess
 (the 20,000-file tree is the 5,000 files plus hard links, since content does not matter there).
@@ -131,13 +132,13 @@ def _epoch(ds) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def _fisuras_dataset(files: list[str], cache: str):
+def _fisuras_dataset(files: list[str], cache: str, augment: bool = True):
     from fisuras.data import Sample
     from fisuras.data.pipeline import make_dataset
 
     samples = [Sample(p, int(Path(p).parent.name.startswith("C"))) for p in files]
     return make_dataset(samples, task="detect", image_size=MODEL_SIDE, batch_size=BATCH,
-                        training=True, augment=True, cache=cache, cache_budget_bytes=2**34)
+                        training=True, augment=augment, cache=cache, cache_budget_bytes=2**34)
 
 
 def measure_fisuras(files: list[str]) -> dict[str, float]:
@@ -148,8 +149,12 @@ def measure_fisuras(files: list[str]) -> dict[str, float]:
     cached_ds = _fisuras_dataset(files, "memory")
     fill = _epoch(cached_ds)
     cached = _epoch(cached_ds)
+    del cached_ds
+    plain_ds = _fisuras_dataset(files, "memory", augment=False)
+    _epoch(plain_ds)
+    plain = _epoch(plain_ds)
     return {"pipeline_cold": rate(*cold), "pipeline_cache_fill": rate(*fill),
-            "pipeline_cached": rate(*cached)}
+            "pipeline_cached": rate(*cached), "pipeline_cached_no_augment": rate(*plain)}
 
 
 def streaming_child(root: str) -> None:
@@ -176,7 +181,9 @@ def table(results: dict) -> str:
             ("(b) keras image_dataset_from_directory", "keras_from_directory"),
             ("(c) fisuras, streaming (cold)", "pipeline_cold"),
             ("(c) fisuras, memory cache, 1st epoch", "pipeline_cache_fill"),
-            ("(c) fisuras, memory cache, 2nd epoch", "pipeline_cached")]
+            ("(c) fisuras, memory cache, 2nd epoch", "pipeline_cached"),
+            ("(c) fisuras, memory cache, 2nd epoch, augmentation off",
+             "pipeline_cached_no_augment")]
     lines = ["| loader | images/s | x ceiling | target |", "|---|---:|---:|---:|"]
     for label, key in rows:
         value = results["rates"][key]
