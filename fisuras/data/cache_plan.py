@@ -31,6 +31,17 @@ def crop_source_side(image_size: int) -> int:
     return int(round(image_size * 8 / 7))
 
 
+def tile_count(height: int, width: int, image_size: int) -> int:
+    """Tiles of side S the validation grid cuts from one segmentation image (see ``training_size``).
+
+    Example:
+        >>> tile_count(320, 480, 64)  # a CrackForest photo: 5 rows of 8
+        40
+    """
+    rows, columns = training_size(height, width, image_size)
+    return math.ceil(rows / image_size) * math.ceil(columns / image_size)
+
+
 def training_size(height: int, width: int, image_size: int) -> tuple[int, int]:
     """Size a segmentation image is brought to (training and validation): both sides >= S."""
     scale = max(1.0, image_size / min(height, width))

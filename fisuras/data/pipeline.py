@@ -50,6 +50,7 @@ from fisuras.data.cache_plan import (
     dataset_key,
     estimate_decoded_bytes,
     plan_cache,
+    tile_count,
 )
 from fisuras.data.dataset import TASKS, Sample
 from fisuras.data.images import image_size as header_size
@@ -156,6 +157,12 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
                         deterministic=deterministic)
         elif seg:
             ds = ds.flat_map(_tile_grid(image_size))
+            if shard_policy != "file":
+                # flat_map hides the count, and Keras warns "input ran out of data" on datasets
+                # of unknown length: the grid's size follows from the image headers. (A file
+                # shard holds only part of ``samples``; its count stays unknown.)
+                tiles = sum(tile_count(*header_size(s.image), image_size) for s in samples)
+                ds = ds.apply(tf.data.experimental.assert_cardinality(tiles))
 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=parallel,
                   deterministic=deterministic)

@@ -249,8 +249,10 @@ def test_segmentation_validation_tiles_a_real_photo_at_its_own_resolution(shared
     height, width = mask.shape
     side = 96
 
-    tiles = _batches(make_dataset([sample], task="segment", image_size=side, batch_size=64,
-                                  training=False, cache="memory"))
+    dataset = make_dataset([sample], task="segment", image_size=side, batch_size=16,
+                           training=False, cache="memory")
+    tiles = _batches(dataset)
+    assert dataset.cardinality().numpy() == len(tiles)  # known in advance, for Keras
     x, y = (np.concatenate(parts) for parts in zip(*tiles, strict=True))
 
     # A grid over the whole photo, rows then columns, the last ones aligned to the edges:
