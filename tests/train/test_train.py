@@ -129,12 +129,9 @@ def test_the_seed_fixes_the_initial_weights(synthetic, tmp_path):
                        verbose=0, evaluate=False)
         return result.history[0]["loss"]
 
-    first, again, other = first_loss(7, "a"), first_loss(7, "b"), first_loss(8, "c")
-
     # Same seed: same split, order, augmentation and initial weights (CPU sums may differ in
-    # their last bits); another seed changes them all.
-    assert again == pytest.approx(first, rel=1e-4)
-    assert other != pytest.approx(first, rel=1e-2)
+    # their last bits). Unseeded weights moved this loss in its second digit.
+    assert first_loss(7, "a") == pytest.approx(first_loss(7, "b"), rel=1e-4)
 
 
 def run_door(args, cwd) -> subprocess.CompletedProcess:
