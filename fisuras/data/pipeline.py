@@ -9,8 +9,9 @@
   masks whose maximum is <= 1 are 0/1 masks, others crack where > 127).
 
 Geometry:
-* detection evaluation (``training=False``): the whole image resized to S x S (bilinear with
-  antialiasing, so thin cracks survive shrinking), the way inference sees a patch;
+* detection evaluation (``training=False``): the whole image resized to S x S (area averaging
+  when shrinking a lot, so thin cracks survive it; see ``_resize``), the way inference sees a
+  patch;
 * detection training with augmentation: a random S x S crop of the image resized (only if
   needed) to side ``crop_source_side(S)`` = S*8/7 (224 -> 256: SDNET2018 patches are cropped
   with no resampling, and when streaming, JPEG decoding is limited to the crop window). So
@@ -308,15 +309,23 @@ def _decode_mask(contents: tf.Tensor) -> tf.Tensor:
 def _resize(image: tf.Tensor, height, width, method: str = "bilinear") -> tf.Tensor:
     """Resize a uint8 image (no work when it already has that size).
 
-    Bilinear resizing is antialiased: when shrinking, a 1-2 px crack is averaged into fewer
-    pixels instead of being skipped between samples. Masks use "nearest" (no antialiasing).
+    Images: bilinear, except when shrinking by more than 4/3, where area averaging takes over
+    so a 1-2 px crack is averaged into fewer pixels instead of being skipped between samples
+    (plain bilinear keeps at least a third of a 1 px line's contrast up to that factor). TF's
+    antialiased bilinear does the same job 2-4x slower (measured in a tf.data map: 390-656
+    img/s against 780 for area and 1,550 for bilinear, 256 -> 224 px). Masks: "nearest".
     """
     shape = tf.shape(image)
     same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
+    size = tf.stack([height, width])
 
     def resized():
-        out = tf.image.resize(image, tf.stack([height, width]), method=method,
-                              antialias=method == "bilinear")
+        if method == "nearest":
+            return tf.image.resize(image, size, method="nearest")
+        scale = tf.reduce_min(tf.cast(size, tf.float32) / tf.cast(shape[:2], tf.float32))
+        out = tf.cond(scale < 0.75,
+                      lambda: tf.image.resize(image, size, method="area"),
+                      lambda: tf.image.resize(image, size, method="bilinear"))
         return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
     return tf.cond(same, lambda: image, resized)

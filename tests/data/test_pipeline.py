@@ -232,7 +232,7 @@ def test_interrupted_disk_cache_does_not_block_the_next_run(detect_samples, tmp_
 
 
 def test_evaluation_resize_keeps_a_one_pixel_crack(tmp_path: Path):
-    """Shrinking 96 -> 32 samples every third column; antialiasing keeps the thin line visible."""
+    """Shrinking 96 -> 32 samples every third column; area averaging keeps the thin line visible."""
     pixels = np.full((96, 96, 3), 200, np.uint8)
     pixels[:, 50] = 40  # a column that plain bilinear sampling (columns 1, 4, ... 49, 52) skips
     path = write_image(tmp_path / "line.png", pixels)
