@@ -504,16 +504,14 @@ class BenchmarkResult:
                  for name, m in self.measurements.items()}  # of the run that counts
         used = {name: m.details.get("cores_used") for name, m in self.measurements.items()}
         cores = self.machine.get("cpu_cores", "?")
+        titled = [(f"CPU cores used while measured (of {cores}; less = other processes took a "
+                   "share)", used), ("load average (1 min) as each configuration started", loads)]
         lines = []
-        if any(value is not None for value in used.values()):
-            listed = ", ".join(f"{name} {value:.1f}" for name, value in used.items()
+        for title, values in titled:
+            listed = ", ".join(f"{name} {value:.1f}" for name, value in values.items()
                                if value is not None)
-            lines.append(f"CPU cores used while measured (of {cores}; less = other processes "
-                         f"took a share): {listed}")
-        if any(value is not None for value in loads.values()):
-            listed = ", ".join(f"{name} {value:.1f}" for name, value in loads.items()
-                               if value is not None)
-            lines.append(f"load average (1 min) as each configuration started: {listed}")
+            if listed:
+                lines.append(f"{title}: {listed}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:

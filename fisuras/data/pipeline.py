@@ -120,11 +120,16 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     if shard_policy not in (None, *_AUTO_SHARD) or (shard_policy == "file" and num_workers < 2):
         raise ValueError(f"shard_policy={shard_policy!r} with num_workers={num_workers}; allowed: "
                          "None, 'data', 'off', or 'file' with 2 or more workers")
+    seg = task == "segment"
+    # Segmentation keeps each image's own size: the headers give the cache estimate and the
+    # validation tile count (read once, only when one of them is needed).
+    tiled = seg and not (training and augment)
+    sizes = ([header_size(s.image) for s in samples]
+             if seg and (tiled or cache != "none") else None)
     plan = describe_cache(samples, task=task, image_size=image_size, training=training,
                           augment=augment, cache=cache, cache_budget_bytes=cache_budget_bytes,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, image_sizes=sizes)
     parallel = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
-    seg = task == "segment"
     if plan.mode != "none" and training:
         # Mix the cached order once (class folders are sorted): the shuffle buffer then only
         # has to mix locally.
@@ -156,13 +161,13 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
             ds = _with_seeds(ds, seed, deterministic)
             ds = ds.map(_random_crop(image_size, seg), num_parallel_calls=parallel,
                         deterministic=deterministic)
-        elif seg:
+        elif tiled:
             ds = ds.flat_map(_tile_grid(image_size))
             if shard_policy != "file":
                 # flat_map hides the count, and Keras warns "input ran out of data" on datasets
                 # of unknown length: the grid's size follows from the image headers. (A file
                 # shard holds only part of ``samples``; its count stays unknown.)
-                tiles = sum(tile_count(*header_size(s.image), image_size) for s in samples)
+                tiles = sum(tile_count(*size, image_size) for size in sizes)
                 ds = ds.apply(tf.data.experimental.assert_cardinality(tiles))
 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=parallel,
@@ -180,17 +185,18 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
 
 def describe_cache(samples: Sequence[Sample], *, task: str, image_size: int, training: bool,
                    augment: bool | None = None, cache: str = "auto",
-                   cache_budget_bytes: int = 2**30, cache_dir: str | None = None) -> CachePlan:
+                   cache_budget_bytes: int = 2**30, cache_dir: str | None = None,
+                   image_sizes: Sequence[tuple[int, int]] | None = None) -> CachePlan:
     """The cache decision ``make_dataset`` will take, with its reason (for logs and reports).
 
-    Reads image headers (segmentation training) and file stats (disk cache name).
+    Reads image headers (segmentation, unless ``image_sizes`` gives them) and file stats (disk
+    cache name).
     """
     augment = training if augment is None else augment
-    sizes = None
-    if task == "segment" and cache in ("auto", "memory", "disk"):
-        sizes = [header_size(s.image) for s in samples]
+    if image_sizes is None and task == "segment" and cache in ("auto", "memory", "disk"):
+        image_sizes = [header_size(s.image) for s in samples]
     estimate = estimate_decoded_bytes(samples, image_size, task, training=training,
-                                      augment=augment, image_sizes=sizes)
+                                      augment=augment, image_sizes=image_sizes)
     key = "unused"
     if cache_dir is not None and cache in ("auto", "disk"):
         stats = [_stat(s.image) + _stat(s.mask) for s in samples]

@@ -211,7 +211,6 @@ class Engine:
     def _compile_for(self, phase: Phase, batch_size: int) -> None:
         scale = batch_size * self.plan.replicas / (self.plan.batch_size * self.plan.replicas)
         learning_rate = phase.learning_rate * self.plan.learning_rate_scale * scale
-        self._learning_rate = learning_rate
         with self.strategy.scope():
             self.spec.set_backbone_trainable(self.model, phase.backbone_trainable)
             self.model.compile(
@@ -226,6 +225,7 @@ class Engine:
                    speed: SpeedMeter) -> list[keras.callbacks.Callback]:
         # Order matters: the guard raises before anything saves; the speed figures are in the
         # logs before the recorder writes them.
+        compiled_rate = float(self.model.optimizer.learning_rate)  # this batch size's rate
         callbacks: list[keras.callbacks.Callback] = [
             NanGuard(self.spec.divergence_advice),
             speed,
@@ -234,7 +234,7 @@ class Engine:
             # The backup restores the optimizer's variables, learning rate included: after an
             # out-of-memory back-off that is the larger batch's rate. Set this batch's again.
             keras.callbacks.LambdaCallback(on_train_begin=lambda logs: setattr(
-                self.model.optimizer, "learning_rate", self._learning_rate)),
+                self.model.optimizer, "learning_rate", compiled_rate)),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
                           is_writer=self.is_writer),
             *self.extra_callbacks,

@@ -15,14 +15,20 @@ pytestmark = pytest.mark.slow
 CPU = HardwareFacts(cpu_cores=2, memory_mb=8000)
 
 
-def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
+def short_unet_run(data, tmp_path, *, epochs: int, learning_rate: float, evaluate: bool = True):
+    """A ``unet_light`` trained from scratch on 64 px crops, batch 4, seeded, cached."""
     settings = load_settings(overrides={
         "runs_dir": str(tmp_path / "runs"), "backbone_segment": "unet_light", "weights": "none",
-        "image_size_segment": 64, "batch_size": 4, "epochs_segment": 12, "learning_rate": 1e-2,
-        "deterministic": True, "cache": "memory", "run_name": "cfd"})
+        "image_size_segment": 64, "batch_size": 4, "epochs_segment": epochs,
+        "learning_rate": learning_rate, "deterministic": True, "cache": "memory",
+        "run_name": data.name})
+    return train("segment", data, settings, make_plan(CPU, settings), verbose=0,
+                 evaluate=evaluate)
 
-    result = train("segment", shared_data / "seg_cfd", settings, make_plan(CPU, settings),
-                   verbose=0, evaluate=False)
+
+def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
+    result = short_unet_run(shared_data / "seg_cfd", tmp_path, epochs=12, learning_rate=1e-2,
+                            evaluate=False)
 
     # Dice on its training crops, as the engine measured it each epoch (60 steps in all). CFD's
     # cracks are 1-3 px wide and cover about 2% of a photo: an untrained net calls no pixel a
@@ -36,12 +42,8 @@ def test_short_training_on_real_cfd_learns(shared_data, tmp_path):
 
 
 def test_short_training_on_real_deepcrack_learns(shared_data, tmp_path):
-    settings = load_settings(overrides={
-        "runs_dir": str(tmp_path / "runs"), "backbone_segment": "unet_light", "weights": "none",
-        "image_size_segment": 64, "batch_size": 4, "epochs_segment": 8, "learning_rate": 3e-3,
-        "deterministic": True, "cache": "memory", "run_name": "deepcrack"})
-    result = train("segment", shared_data / "seg_deepcrack", settings, make_plan(CPU, settings),
-                   verbose=0)
+    result = short_unet_run(shared_data / "seg_deepcrack", tmp_path, epochs=8,
+                            learning_rate=3e-3)
 
     # About 45 steps on 21 photos. The untrained net calls no pixel a crack (Dice 0 at 0.5: its
     # output starts at the 5% crack prior); calling every pixel a crack would score about 0.1.
