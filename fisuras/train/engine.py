@@ -148,9 +148,9 @@ class Engine:
         ladder = [b for b in self.plan.batch_ladder if b <= state.batch_size] or [state.batch_size]
         for attempt, batch_size in enumerate(ladder):
             state.batch_size = batch_size
-            self._compile_for(phase, batch_size)
+            learning_rate = self._compile_for(phase, batch_size)
             speed = SpeedMeter(batch_size * self.plan.replicas, self.plan.steps_per_execution)
-            callbacks = self._callbacks(phase, state, history, speed)
+            callbacks = self._callbacks(phase, state, history, speed, learning_rate)
             try:
                 self.model.fit(
                     train_data(batch_size),
@@ -208,7 +208,8 @@ class Engine:
         self._save_state(state)
         raise OutOfMemoryError(message) from error
 
-    def _compile_for(self, phase: Phase, batch_size: int) -> None:
+    def _compile_for(self, phase: Phase, batch_size: int) -> float:
+        """Compile for ``phase`` at ``batch_size`` per replica; returns the learning rate used."""
         scale = batch_size * self.plan.replicas / (self.plan.batch_size * self.plan.replicas)
         learning_rate = phase.learning_rate * self.plan.learning_rate_scale * scale
         with self.strategy.scope():
@@ -220,12 +221,12 @@ class Engine:
                 jit_compile=self.plan.xla,
                 steps_per_execution=self.plan.steps_per_execution,
             )
+        return learning_rate
 
-    def _callbacks(self, phase: Phase, state: RunState, history: list,
-                   speed: SpeedMeter) -> list[keras.callbacks.Callback]:
+    def _callbacks(self, phase: Phase, state: RunState, history: list, speed: SpeedMeter,
+                   learning_rate: float) -> list[keras.callbacks.Callback]:
         # Order matters: the guard raises before anything saves; the speed figures are in the
         # logs before the recorder writes them.
-        compiled_rate = float(self.model.optimizer.learning_rate)  # this batch size's rate
         callbacks: list[keras.callbacks.Callback] = [
             NanGuard(self.spec.divergence_advice),
             speed,
@@ -234,7 +235,7 @@ class Engine:
             # The backup restores the optimizer's variables, learning rate included: after an
             # out-of-memory back-off that is the larger batch's rate. Set this batch's again.
             keras.callbacks.LambdaCallback(on_train_begin=lambda logs: setattr(
-                self.model.optimizer, "learning_rate", compiled_rate)),
+                self.model.optimizer, "learning_rate", learning_rate)),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
                           is_writer=self.is_writer),
             *self.extra_callbacks,
