@@ -90,3 +90,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
     with Image.open(path) as image:
         width, height = image.size
     return height, width
+
+
+def is_jpeg_of_size(path: str | Path, height: int, width: int) -> bool:
+    """Whether the file is a JPEG of exactly ``height`` x ``width`` (header only; False if the
+    file cannot be opened: the general decoder will then report it)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "JPEG" and image.size == (width, height)
+    except (OSError, ValueError, SyntaxError):
+        return False

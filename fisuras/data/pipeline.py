@@ -29,6 +29,12 @@ Flips and colour run on whole batches in two XLA-compiled functions, about 10x c
 than the same TensorFlow ops one by one (together ~0.2 ms per 224 px image on a slow 2-core VM,
 a third of one JPEG decode); colour uses 16-bit fixed point for the same reason.
 
+Randomness: every element is paired with one random int64 (``Dataset.random``); its crop window
+is that seed modulo the number of positions (two integer ops), and each batch draws its flips and
+colour from its elements' seeds. Per-element work is kept to a few ops: on 2 cores, every op in
+a per-image map costs a measurable share of a JPEG decode (a ``tf.cond`` and 8 uniforms per
+image cost the streaming pipeline ~25% of its speed).
+
 Order of steps (why): shuffle file *names* (cheap, a full shuffle, memory does not grow with
 image count) -> parallel read + decode -> [cache decoded pre-augmentation images] ->
 [shuffle buffer, only after a cache] -> crop -> batch -> flips/colour -> prefetch.
@@ -55,11 +61,13 @@ from fisuras.data.cache_plan import (
 )
 from fisuras.data.dataset import TASKS, Sample
 from fisuras.data.images import image_size as header_size
+from fisuras.data.images import is_jpeg_of_size
 
 AUTOTUNE = tf.data.AUTOTUNE
 BRIGHTNESS_DELTA = 20.0  # +- grey levels
 CONTRAST_RANGE = (0.8, 1.2)
-_N_RANDOM = 8  # uniforms drawn per element: crop y, crop x, 3 flips, brightness, contrast, spare
+# Columns of a batch's uniforms (``_batch_uniforms``).
+_TRANSPOSE, _FLIP_ROWS, _FLIP_COLUMNS, _BRIGHTNESS, _CONTRAST = range(5)
 # Detection crops start on an 8-pixel column grid: libjpeg decodes whole 8/16-pixel blocks, and
 # an unaligned window costs ~15% more decode time. Rows are free; transposes mix the axes anyway.
 DETECT_COLUMN_STEP = 8
@@ -135,13 +143,13 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         # has to mix locally.
         samples = [samples[i] for i in np.random.default_rng(seed).permutation(len(samples))]
 
-    ds = _source(samples, seg)
+    fused_crop = task == "detect" and training and augment and plan.mode == "none"
+    ds = _source(samples, seg, _window_decodable(samples, image_size) if fused_crop else None)
     if shard_policy == "file":
         ds = _shard_files(ds, len(samples), num_workers)
     if training and plan.mode == "none":
         ds = ds.shuffle(len(samples), seed=seed if deterministic else None,
                         reshuffle_each_iteration=True)
-    fused_crop = task == "detect" and training and augment and plan.mode == "none"
     if fused_crop:  # decode only the crop window: the cheapest path for JPEG patches
         ds = _with_seeds(ds, seed, deterministic)
         ds = ds.map(_crop_decoder(image_size), num_parallel_calls=parallel,
@@ -274,25 +282,41 @@ def _shard_files(ds: tf.data.Dataset, n_files: int, num_workers: int) -> tf.data
     return ds.shard(hint, hint)
 
 
-def _source(samples: list[Sample], seg: bool) -> tf.data.Dataset:
+def _source(samples: list[Sample], seg: bool,
+            window_decodable: list[bool] | None = None) -> tf.data.Dataset:
+    """(image path, mask path) or (image path, label[, window-decodable flag]) per sample."""
     images = tf.constant([s.image for s in samples])
     if seg:
         return tf.data.Dataset.from_tensor_slices((images, tf.constant([s.mask for s in samples])))
     labels = tf.constant([[float(s.label)] for s in samples], dtype=tf.float32)
-    return tf.data.Dataset.from_tensor_slices((images, labels))
+    if window_decodable is None:
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+    return tf.data.Dataset.from_tensor_slices((images, labels, tf.constant(window_decodable)))
+
+
+def _window_decodable(samples: list[Sample], image_size: int) -> list[bool]:
+    """Per sample: a JPEG of side ``crop_source_side(S)``, whose crop window can be decoded alone.
+
+    Read from the headers here (~0.1 ms a file) rather than checked per image in the pipeline,
+    where the check and its branch cost more than that every epoch.
+    """
+    side = crop_source_side(image_size)
+    return [is_jpeg_of_size(s.image, side, side) for s in samples]
 
 
 def _with_seeds(ds: tf.data.Dataset, seed: int, deterministic: bool) -> tf.data.Dataset:
-    """Pair every element with a random int64 (a fixed sequence for a seed in deterministic mode);
-    the next map turns it into the element's uniforms, see ``_uniforms``."""
+    """Pair every element with a random int64 (a fixed sequence for a seed in deterministic mode):
+    its crop window (``_window``) and, once batched, its flips and colour (``_batch_uniforms``)."""
     seeds = tf.data.Dataset.random(seed=seed if deterministic else None,
                                    rerandomize_each_iteration=True)
     return tf.data.Dataset.zip(ds, seeds)
 
 
-def _uniforms(seed: tf.Tensor) -> tf.Tensor:
-    """``_N_RANDOM`` uniforms in [0, 1) from one element seed (stateless: same seed, same draw)."""
-    return tf.random.stateless_uniform([_N_RANDOM], seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+def _batch_uniforms(seeds: tf.Tensor) -> tf.Tensor:
+    """Uniforms in [0, 1), one row of 5 per element (columns ``_TRANSPOSE`` ... ``_CONTRAST``),
+    drawn from the batch's element seeds (stateless: same seeds, same draw)."""
+    return tf.random.stateless_uniform([tf.shape(seeds)[0], 5],
+                                       seed=tf.stack([seeds[0], seeds[-1]]))
 
 
 def _decode_rgb(contents: tf.Tensor) -> tf.Tensor:
@@ -377,16 +401,18 @@ def _base_decoder(task: str, image_size: int, crops_follow: bool):
     return load_segment
 
 
-def _window(randoms: tf.Tensor, height, width, side: int,
+def _window(seed: tf.Tensor, height, width, side: int,
             column_step: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
-    """Top-left corner of a random ``side`` x ``side`` window (uniform over valid positions).
+    """Top-left corner of a random ``side`` x ``side`` window from an element's int64 seed.
 
+    The seed modulo the number of positions: uniform over them up to a bias below 1e-15.
     ``column_step``: left edges on a grid of that many pixels (see ``DETECT_COLUMN_STEP``).
     """
-    top = tf.cast(tf.floor(randoms[0] * tf.cast(height - side + 1, tf.float32)), tf.int32)
-    n_left = (width - side) // column_step + 1
-    left = tf.cast(tf.floor(randoms[1] * tf.cast(n_left, tf.float32)), tf.int32)
-    return tf.minimum(top, height - side), tf.minimum(left, n_left - 1) * column_step
+    rows = tf.cast(height - side + 1, tf.int64)
+    columns = tf.cast((width - side) // column_step + 1, tf.int64)
+    top = tf.math.floormod(seed, rows)
+    left = tf.math.floormod(tf.math.floordiv(seed, rows), columns) * column_step
+    return tf.cast(top, tf.int32), tf.cast(left, tf.int32)
 
 
 def _random_crop(image_size: int, seg: bool):
@@ -395,13 +421,12 @@ def _random_crop(image_size: int, seg: bool):
 
     def crop(element, seed):
         image, target = element
-        randoms = _uniforms(seed)
         shape = tf.shape(image)
-        top, left = _window(randoms, shape[0], shape[1], image_size, step)
+        top, left = _window(seed, shape[0], shape[1], image_size, step)
         image = tf.slice(image, [top, left, 0], [image_size, image_size, 3])
         if seg:
             target = tf.slice(target, [top, left, 0], [image_size, image_size, 1])
-        return image, target, randoms
+        return image, target, seed
     return crop
 
 
@@ -426,14 +451,14 @@ def _tile_grid(image_size: int):
 
 
 def _crop_decoder(image_size: int):
-    """Streaming detection training: decode only a random crop window of S*8/7-sided JPEGs."""
+    """Streaming detection training: decode only a random crop window of S*8/7-sided JPEGs
+    (flagged by ``_window_decodable``); other files are decoded whole, resized and cropped."""
     side = crop_source_side(image_size)
 
     def load(element, seed):
-        path, label = element
-        randoms = _uniforms(seed)
+        path, label, window_decodable = element
         contents = tf.io.read_file(path)
-        top, left = _window(randoms, side, side, image_size, DETECT_COLUMN_STEP)
+        top, left = _window(seed, side, side, image_size, DETECT_COLUMN_STEP)
         window = tf.stack([top, left, image_size, image_size])
 
         def jpeg_window():
@@ -446,13 +471,9 @@ def _crop_decoder(image_size: int):
             full = _resize(_decode_rgb(contents), side, side)
             return tf.slice(full, [top, left, 0], [image_size, image_size, 3])
 
-        is_right_jpeg = tf.cond(
-            tf.io.is_jpeg(contents),
-            lambda: tf.reduce_all(tf.equal(tf.io.extract_jpeg_shape(contents)[:2], side)),
-            lambda: tf.constant(False))
-        image = tf.cond(is_right_jpeg, jpeg_window, other)
+        image = tf.cond(window_decodable, jpeg_window, other)
         image.set_shape([image_size, image_size, 3])
-        return image, label, randoms
+        return image, label, seed
     return load
 
 
@@ -473,24 +494,24 @@ def _finish_batch(images, targets):
 
 def _dihedral(x: tf.Tensor, randoms: tf.Tensor) -> tf.Tensor:
     """One of the 8 symmetries of a square per sample: optional transpose, flip up/down, flip
-    left/right (columns 2, 3, 4 of ``randoms``), so images and masks get the same one."""
+    left/right (``randoms`` from ``_batch_uniforms``), so images and masks get the same one."""
     def pick(column):
         return tf.reshape(randoms[:, column] < 0.5, [-1, 1, 1, 1])
 
-    x = tf.where(pick(2), tf.transpose(x, [0, 2, 1, 3]), x)
-    x = tf.where(pick(3), tf.reverse(x, [1]), x)
-    return tf.where(pick(4), tf.reverse(x, [2]), x)
+    x = tf.where(pick(_TRANSPOSE), tf.transpose(x, [0, 2, 1, 3]), x)
+    x = tf.where(pick(_FLIP_ROWS), tf.reverse(x, [1]), x)
+    return tf.where(pick(_FLIP_COLUMNS), tf.reverse(x, [2]), x)
 
 
 def _colour(images: tf.Tensor, randoms: tf.Tensor) -> tf.Tensor:
-    """Brightness +-BRIGHTNESS_DELTA (column 5) and contrast around the image mean (column 6).
+    """Brightness +-BRIGHTNESS_DELTA and contrast around the image mean, per sample.
 
     y = (x - mean) * contrast + mean + brightness, in 16-bit fixed point (steps of 1/64):
     twice as fast as float32 on a CPU, and far finer than the 8-bit output.
     """
     low, high = CONTRAST_RANGE
-    contrast = low + (high - low) * randoms[:, 6]
-    brightness = (2 * randoms[:, 5] - 1) * BRIGHTNESS_DELTA
+    contrast = low + (high - low) * randoms[:, _CONTRAST]
+    brightness = (2 * randoms[:, _BRIGHTNESS] - 1) * BRIGHTNESS_DELTA
     # Mean of every 8th pixel (1/64 of them): as good a pivot, and a full reduction is slow.
     mean = tf.reduce_mean(tf.cast(images[:, ::8, ::8, :], tf.float32), axis=[1, 2, 3])
     scale = tf.reshape(tf.cast(tf.round(contrast * 64), tf.int16), [-1, 1, 1, 1])
@@ -512,7 +533,8 @@ def _batch_augmenter(jit: bool):
     dihedral = _DIHEDRAL_XLA if jit else _dihedral
     colour = _COLOUR_XLA if jit else _colour
 
-    def augment(images, targets, randoms):
+    def augment(images, targets, seeds):
+        randoms = _batch_uniforms(seeds)
         images = colour(dihedral(images, randoms), randoms)
         if targets.shape.rank == 4:
             targets = dihedral(targets, randoms)

@@ -94,6 +94,38 @@ def test_deterministic_mode_repeats_batches(detect_samples, seg_samples):
         assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, plain, strict=False))
 
 
+def test_crop_windows_reach_every_position_evenly_and_stay_inside():
+    """The rule every random crop follows: a window per element seed (seed modulo positions)."""
+    from fisuras.data.pipeline import _window
+
+    seeds = tf.constant(list(tf.data.Dataset.random(seed=0).take(5400).as_numpy_iterator()))
+    height, width, side, step = 40, 50, 32, 8  # 9 rows x 3 columns (0, 8, 16) of positions
+    tops, lefts = (t.numpy() for t in _window(seeds, height, width, side, column_step=step))
+    assert tops.min() >= 0 and tops.max() + side <= height
+    assert lefts.min() >= 0 and lefts.max() + side <= width and (lefts % step == 0).all()
+    corners, counts = np.unique(np.stack([tops, lefts], 1), axis=0, return_counts=True)
+    assert len(corners) == 9 * 3
+    assert counts.min() > 0.6 * 200 and counts.max() < 1.4 * 200  # 5,400 / 27 = 200 each
+
+
+def test_only_jpegs_of_the_crop_source_side_are_decoded_by_window(tmp_path: Path):
+    """Streaming detection decodes just the crop window of JPEGs it can; the rest whole."""
+    from fisuras.data.pipeline import _window_decodable
+
+    side = crop_source_side(S)
+    files = [write_image(tmp_path / "a.jpg", seed=1, size=(side, side)),
+             write_image(tmp_path / "b.jpg", seed=2, size=(side, side + 8)),
+             write_image(tmp_path / "c.png", seed=3, size=(side, side))]
+    not_an_image = tmp_path / "d.jpg"
+    not_an_image.write_text("not a JPEG")
+    samples = [Sample(str(path), 1) for path in [*files, not_an_image]]
+    assert _window_decodable(samples, S) == [True, False, False, False]
+    ds = make_dataset(samples[:3], task="detect", image_size=S, batch_size=3, training=True,
+                      cache="none")
+    (x, _), = _batches(ds)
+    assert x.shape == (3, S, S, 3)
+
+
 def test_augmented_mask_stays_aligned_on_real_pair(shared_data: Path, tmp_path: Path):
     """An image painted with its own CFD mask must, after augmentation, still equal the mask."""
     desc = read_dataset(shared_data / "seg_cfd")
