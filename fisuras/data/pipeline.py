@@ -144,7 +144,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         samples = [samples[i] for i in np.random.default_rng(seed).permutation(len(samples))]
 
     fused_crop = task == "detect" and training and augment and plan.mode == "none"
-    ds = _source(samples, seg, _window_decodable(samples, image_size) if fused_crop else None)
+    decodable = _window_decodable(samples, image_size) if fused_crop else []
+    mixed = not all(decodable)  # some files need the whole-image decoder (a branch per image)
+    ds = _source(samples, seg, decodable if mixed else None)
     if shard_policy == "file":
         ds = _shard_files(ds, len(samples), num_workers)
     if training and plan.mode == "none":
@@ -152,7 +154,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
                         reshuffle_each_iteration=True)
     if fused_crop:  # decode only the crop window: the cheapest path for JPEG patches
         ds = _with_seeds(ds, seed, deterministic)
-        ds = ds.map(_crop_decoder(image_size), num_parallel_calls=parallel,
+        ds = ds.map(_crop_decoder(image_size, mixed), num_parallel_calls=parallel,
                     deterministic=deterministic)
     else:
         ds = ds.map(_base_decoder(task, image_size, keep_resolution(task, training, augment)),
@@ -181,8 +183,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=parallel,
                   deterministic=deterministic)
     finish = _batch_augmenter(jit_augment) if (training and augment) else _finish_batch
-    ds = ds.map(finish, num_parallel_calls=parallel, deterministic=deterministic)
-    ds = ds.map(_static_shapes(image_size, seg))  # models need known H, W (U-Net upsampling)
+    shapes = _static_shapes(image_size, seg)  # models need known H, W (U-Net upsampling)
+    ds = ds.map(lambda *batch: shapes(*finish(*batch)), num_parallel_calls=parallel,
+                deterministic=deterministic)
     ds = ds.prefetch(AUTOTUNE if prefetch is None else prefetch)
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -450,13 +453,16 @@ def _tile_grid(image_size: int):
     return tiles
 
 
-def _crop_decoder(image_size: int):
-    """Streaming detection training: decode only a random crop window of S*8/7-sided JPEGs
-    (flagged by ``_window_decodable``); other files are decoded whole, resized and cropped."""
+def _crop_decoder(image_size: int, mixed: bool):
+    """Streaming detection training: decode only a random crop window of S*8/7-sided JPEGs.
+
+    ``mixed``: elements carry ``_window_decodable``'s flag, and the files it excludes are
+    decoded whole, resized and cropped; otherwise every file is such a JPEG (no branch).
+    """
     side = crop_source_side(image_size)
 
     def load(element, seed):
-        path, label, window_decodable = element
+        path, label, *flag = element
         contents = tf.io.read_file(path)
         top, left = _window(seed, side, side, image_size, DETECT_COLUMN_STEP)
         window = tf.stack([top, left, image_size, image_size])
@@ -471,7 +477,7 @@ def _crop_decoder(image_size: int):
             full = _resize(_decode_rgb(contents), side, side)
             return tf.slice(full, [top, left, 0], [image_size, image_size, 3])
 
-        image = tf.cond(window_decodable, jpeg_window, other)
+        image = tf.cond(flag[0], jpeg_window, other) if mixed else jpeg_window()
         image.set_shape([image_size, image_size, 3])
         return image, label, seed
     return load
