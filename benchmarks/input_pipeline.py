@@ -102,6 +102,11 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("nan")
 
 
+def cpu_us_per_image(n: int, cpu_start: float) -> float:
+    """This process's CPU time (all threads) since ``cpu_start``, per image, in microseconds."""
+    return (time.process_time() - cpu_start) / n * 1e6
+
+
 def measure_ceiling(files: list[str]) -> dict[str, float]:
     import tensorflow as tf
 
@@ -111,7 +116,7 @@ def measure_ceiling(files: list[str]) -> dict[str, float]:
     for path in files:
         tf.io.decode_jpeg(tf.io.read_file(path))
     return {"ceiling_decode_jpeg": rate(len(files), time.perf_counter() - start),
-            "cpu_us_ceiling": (time.process_time() - cpu) / len(files) * 1e6}
+            "cpu_us_ceiling": cpu_us_per_image(len(files), cpu)}
 
 
 def measure_pil(files: list[str]) -> float:
@@ -146,7 +151,7 @@ def _cpu_epoch(ds) -> tuple[float, float]:
     """(images/s, CPU microseconds per image over all threads) of one epoch."""
     cpu = time.process_time()
     count, seconds = _epoch(ds)
-    return rate(count, seconds), (time.process_time() - cpu) / count * 1e6
+    return rate(count, seconds), cpu_us_per_image(count, cpu)
 
 
 def _fisuras_dataset(files: list[str], cache: str, augment: bool = True):

@@ -144,8 +144,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         samples = [samples[i] for i in np.random.default_rng(seed).permutation(len(samples))]
 
     fused_crop = task == "detect" and training and augment and plan.mode == "none"
-    decodable = _window_decodable(samples, image_size) if fused_crop else []
-    mixed = not all(decodable)  # some files need the whole-image decoder (a branch per image)
+    decodable = _window_decodable(samples, image_size) if fused_crop else None
+    # Some files need the whole-image decoder: then (only then) a branch per image.
+    mixed = decodable is not None and not all(decodable)
     ds = _source(samples, seg, decodable if mixed else None)
     if shard_policy == "file":
         ds = _shard_files(ds, len(samples), num_workers)
