@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fisuras.hardware.plan import Plan
@@ -69,6 +70,30 @@ def apply_tensorflow(plan: Plan) -> list[str]:
     # Global JIT only for users' own models; fisuras passes jit_compile to model.compile itself.
     tf.config.optimizer.set_jit("autoclustering" if plan.xla else False)
     return notes
+
+
+@contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """Build models under the Keras dtype policy ``precision``, then restore the previous one.
+
+    A Keras layer takes the global policy when it is created and keeps it, and ``compile`` adds
+    loss scaling when the model's policy is ``mixed_float16``: building a model inside this block
+    is all a plan's precision needs, whatever the process-wide policy is.
+
+    Example:
+        >>> with precision_policy("mixed_float16"):  # doctest: +SKIP
+        ...     model = build_segmenter("unet_light", image_size=64, weights="none")
+        >>> model.dtype_policy.name  # doctest: +SKIP
+        'mixed_float16'
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def applied_state() -> dict:

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 from fisuras.config import Settings
@@ -59,6 +60,9 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)  # set before TensorFlow is imported
     reasons: dict[str, str] = field(default_factory=dict)
     workers: int = 1  # processes taking part (MultiWorkerMirroredStrategy); replicas include them
+    # Optimisations the engine turned off because the first step failed with them (XLA, then a
+    # reduced-precision policy), each with the error's first line (``Plan.fallback``).
+    fallbacks: tuple[str, ...] = ()
 
     @property
     def local_devices(self) -> int:
@@ -79,6 +83,32 @@ class Plan:
         scale = self.learning_rate_scale * batch_size / self.batch_size
         return replace(self, batch_size=batch_size, batch_ladder=ladder,
                        learning_rate_scale=scale)
+
+    def fallback(self, error: BaseException) -> Plan | None:
+        """The plan with its next optimisation off after ``error`` at the first step, or ``None``.
+
+        The order is XLA first (compilation is the usual culprit), then the precision policy;
+        the reason for each records the error's first line.
+
+        Example:
+            >>> turbo = Plan("gpu", "mixed_float16", True, True, None, 8, 2, -1, 64, (64,), 8,
+            ...              0, "default", 1, 1.0)
+            >>> turbo.fallback(RuntimeError("XLA says no")).xla
+            False
+        """
+        from dataclasses import replace
+
+        first_line = error_summary(error)
+        if self.xla:
+            note = f"xla off: the compiled first step failed ({type(error).__name__}: {first_line})"
+            return replace(self, xla=False, fallbacks=(*self.fallbacks, note),
+                           reasons={**self.reasons, "xla": note})
+        if self.precision != "float32":
+            note = (f"float32 instead of {self.precision}: the first step failed "
+                    f"({type(error).__name__}: {first_line})")
+            return replace(self, precision="float32", fallbacks=(*self.fallbacks, note),
+                           reasons={**self.reasons, "precision": note})
+        return None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -108,6 +138,25 @@ class Plan:
             .rstrip()
             for name, value in rows
         )
+
+
+# Lines TensorFlow and Keras wrap around an error's own message (headers, node names, traces).
+_ERROR_WRAPPING = re.compile(
+    r"^(Graph execution error|Detected at node|<stack traces|The op is created at|File \"|"
+    r"Exception encountered when calling|Arguments received|\[\[|\s|\u2022)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_summary(error: BaseException, limit: int = 300) -> str:
+    r"""The first line of ``error`` that says what went wrong, without TF/Keras wrapping.
+
+    Example:
+        >>> error_summary(RuntimeError("Graph execution error:\n\nDetected at node x\nNo kernel"))
+        'No kernel'
+    """
+    lines = [line for line in _ANSI.sub("", str(error)).splitlines()
+             if line.strip() and not _ERROR_WRAPPING.match(line)]
+    return (lines[0] if lines else type(error).__name__)[:limit]
 
 
 _REASON_KEY = {"global_batch": "learning_rate"}  # describe() rows whose reason has another key

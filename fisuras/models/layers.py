@@ -43,3 +43,28 @@ def conv_block(x, filters: int, name: str, *, convs: int = 2, kernel_size: int =
         x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{index}")(x)
         x = layers.ReLU(name=f"{name}_relu{index}")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="fisuras")
+class BilinearUpSampling2D(layers.UpSampling2D):
+    """``UpSampling2D(interpolation="bilinear")`` that keeps one dtype in a compiled graph.
+
+    The resize runs in float32 and the result is cast back to the layer's compute dtype. Under a
+    ``mixed_float16``/``mixed_bfloat16`` policy with XLA, Keras's bilinear resize on half-precision
+    input compiles to a float32 ``ResizeBilinearGrad`` feeding a half-precision ``ReluGrad``, which
+    XLA's HLO verifier rejects ("Seen floating point types of different precisions"); resizing in
+    float32 gives the gradient one dtype on each side of the casts. Same values as the Keras layer
+    in float32.
+
+    Example:
+        >>> BilinearUpSampling2D(name="up2")(np.ones((1, 2, 2, 1))).shape  # doctest: +SKIP
+        TensorShape([1, 4, 4, 1])
+    """
+
+    def __init__(self, size=(2, 2), **kwargs):
+        kwargs.pop("interpolation", None)  # always bilinear; the key is in the saved config
+        super().__init__(size=size, interpolation="bilinear", **kwargs)
+
+    def call(self, inputs):
+        upsampled = super().call(ops.cast(inputs, "float32"))
+        return ops.cast(upsampled, self.compute_dtype)

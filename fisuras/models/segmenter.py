@@ -23,7 +23,7 @@ from fisuras.models.backbones import (
     finish_weights,
     spec_of,
 )
-from fisuras.models.layers import conv_block
+from fisuras.models.layers import BilinearUpSampling2D, conv_block
 from fisuras.models.weights import resolve_weights
 
 UNET_LIGHT = "unet_light"
@@ -99,11 +99,12 @@ def _decoder(x, skips: list, widths: list[int], bias: keras.initializers.Initial
     """Upsample ``x`` step by step to full size, concatenating ``skips`` on the way up.
 
     ``skips[level]`` and ``widths[level]`` (conv filters) belong to scale 1/2**level, finest first.
-    Bilinear upsampling + conv avoids the checkerboard artefacts of transposed convolutions.
+    Bilinear upsampling + conv avoids the checkerboard artefacts of transposed convolutions; the
+    upsampling keeps one dtype under mixed precision + XLA (see ``BilinearUpSampling2D``).
     """
     for level in reversed(range(len(skips))):
         scale = 2**level
-        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{scale}")(x)
+        x = BilinearUpSampling2D(name=f"up{scale}")(x)
         x = layers.Concatenate(name=f"concat{scale}")([x, skips[level]])
         x = conv_block(x, widths[level], f"decoder{scale}")
     # float32 logits whatever the mixed-precision policy, so losses and sigmoid stay exact.

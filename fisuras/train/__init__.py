@@ -60,6 +60,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     import tensorflow as tf
 
     from fisuras.data import Manifest
+    from fisuras.hardware.apply import precision_policy
     from fisuras.train.engine import Engine
     from fisuras.train.tasks import task_spec
 
@@ -76,7 +77,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     keras.utils.set_random_seed(settings.seed)
     # Build first: missing ImageNet weights must fail before minutes of data scanning.
     spec = task_spec(task, settings)
-    with (strategy or tf.distribute.get_strategy()).scope():
+    with (strategy or tf.distribute.get_strategy()).scope(), precision_policy(plan.precision):
         model = spec.build_model()
     if resume is not None:
         manifest = Manifest.load(run.file("manifest.json"))

@@ -8,6 +8,8 @@ monitor); the engine does the rest the same way for detection and segmentation:
   ``LossScaleOptimizer`` by itself at compile time;
 * Keras's own ``BackupAndRestore`` keeps weights + optimizer + epoch per phase, so a killed run
   resumes mid-phase; ``state.json`` says which phase;
+* an optimisation that breaks the first step (XLA compilation, a precision policy) is turned off
+  and the fit goes on without it (``_fit_with_fallbacks``); ``plan.json`` records it;
 * a NaN/inf loss stops the run at once and the last good weights stay in ``checkpoints/last.keras``;
 * out-of-memory lowers the batch along the plan's ladder (64, 56, 48, 32, ...) and goes on from
   the last completed epoch (with several workers: across a restart of the job, see ``_fit_phase``);
@@ -30,6 +32,7 @@ import tensorflow as tf
 
 from fisuras.distribute.backup import WorkerBackupAndRestore
 from fisuras.distribute.keras_compat import is_multi_worker
+from fisuras.hardware.apply import precision_policy
 from fisuras.hardware.plan import Plan
 from fisuras.train.callbacks import EpochRecorder, GpuMonitor, NanGuard, SpeedMeter
 from fisuras.train.callbacks import TrainingDiverged as TrainingDiverged
@@ -108,7 +111,7 @@ class Engine:
         self.verbose = verbose
         self.log = log or (lambda message: print(message, file=sys.stderr))
         if model is None:
-            with self.strategy.scope():
+            with self.strategy.scope(), precision_policy(plan.precision):
                 model = spec.build_model()
         self.model = model
 
@@ -148,17 +151,9 @@ class Engine:
         ladder = [b for b in self.plan.batch_ladder if b <= state.batch_size] or [state.batch_size]
         for attempt, batch_size in enumerate(ladder):
             state.batch_size = batch_size
-            learning_rate = self._compile_for(phase, batch_size)
-            speed = SpeedMeter(batch_size * self.plan.replicas, self.plan.steps_per_execution)
-            callbacks = self._callbacks(phase, state, history, speed, learning_rate)
             try:
-                self.model.fit(
-                    train_data(batch_size),
-                    validation_data=val_data(batch_size) if val_data else None,
-                    initial_epoch=state.epoch, epochs=phase_end, class_weight=class_weight,
-                    callbacks=callbacks, verbose=self.verbose, shuffle=False,  # tf.data shuffles
-                )
-                return speed
+                return self._fit_with_fallbacks(phase, phase_end, state, history, train_data,
+                                                val_data, class_weight)
             except TrainingDiverged as error:
                 self._restore_last_weights()
                 message = f"training stopped: {error} The last good weights are in " \
@@ -181,11 +176,62 @@ class Engine:
                 state.events.append(message)
                 self._save_state(state)
                 self._restore_last_weights()
+        raise AssertionError("unreachable: the ladder loop returns or raises")
+
+    def _fit_with_fallbacks(self, phase: Phase, phase_end: int, state: RunState, history: list,
+                            train_data: DatasetFactory, val_data: DatasetFactory | None,
+                            class_weight: dict[int, float] | None) -> SpeedMeter:
+        """Fit at ``state.batch_size``; an optimisation that breaks the first step is turned off.
+
+        A speed setting must never end a run: when the fit fails before its first step completes
+        (XLA cannot compile the graph, or the precision policy fails), the plan's next
+        optimisation goes (XLA, then mixed precision: ``Plan.fallback``), the log and
+        ``plan.json`` say so with the error's first line, and the fit starts again. Out of memory
+        and failures after the first step are not optimisation failures: they propagate.
+        """
+        while True:
+            learning_rate = self._compile_for(phase, state.batch_size)
+            speed = SpeedMeter(state.batch_size * self.plan.replicas,
+                               self.plan.steps_per_execution)
+            callbacks = self._callbacks(phase, state, history, speed, learning_rate)
+            weights_before = self.model.get_weights()
+            try:
+                self.model.fit(
+                    train_data(state.batch_size),
+                    validation_data=val_data(state.batch_size) if val_data else None,
+                    initial_epoch=state.epoch, epochs=phase_end, class_weight=class_weight,
+                    callbacks=callbacks, verbose=self.verbose, shuffle=False,  # tf.data shuffles
+                )
+                return speed
+            except Exception as error:
+                first_step_done = speed.compile_seconds is not None
+                fallback = None if first_step_done or is_out_of_memory(error) else (
+                    self.plan.fallback(error))
+                if fallback is None:
+                    raise
+                self._switch_plan(fallback, weights_before, state)
             finally:
                 # BackupAndRestore leaves its epoch on the model, and Keras prefers it over the
                 # initial_epoch of every later fit() call: clear it so the next phase starts right.
                 self.model._initial_epoch = None
-        raise AssertionError("unreachable: the ladder loop returns or raises")
+
+    def _switch_plan(self, plan: Plan, weights: list, state: RunState) -> None:
+        """Go on under ``plan`` (one optimisation fewer) from ``weights``; log and record it."""
+        if plan.precision != self.plan.precision:
+            # A layer keeps the policy it was built with: rebuild, then copy the weights (they
+            # are float32 variables under every policy).
+            with self.strategy.scope(), precision_policy(plan.precision):
+                self.model = self.spec.build_model()
+        self.model.set_weights(weights)
+        self.plan = plan
+        message = f"fallback: {plan.fallbacks[-1]}; training goes on"
+        self.log(message)
+        state.events.append(message)
+        self._save_state(state)
+        if self.is_writer:
+            recorded = self.run.read_json("plan.json") if self.run.file("plan.json").is_file() \
+                else {}
+            self.run.write_json("plan.json", {**recorded, **plan.to_dict()})
 
     def _stop_for_restart_at_lower_batch(self, ladder: list[int], attempt: int,
                                          state: RunState, error: BaseException) -> None:
