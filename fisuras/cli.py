@@ -49,6 +49,32 @@ def resolve_settings(knob_file: str | None, run_file: str | None, set_values: tu
         raise click.ClickException(str(error)) from None
 
 
+def described_gpu_options(help_text: str):
+    """``--gpu NAME,CC,MIB`` (repeatable) and ``--wsl2``: hardware described, not detected."""
+    def decorate(func):
+        func = click.option("--wsl2", is_flag=True, default=False,
+                            help="With --gpu: the described machine runs WSL2.")(func)
+        return click.option("--gpu", "gpus", multiple=True, metavar="NAME,CC,MIB",
+                            help=help_text)(func)
+    return decorate
+
+
+def described_facts(gpus: tuple[str, ...], wsl2: bool):
+    """This machine's facts with the described GPUs, or ``None`` when none is described."""
+    from fisuras.hardware import detect
+    from fisuras.hardware.facts import described, gpu_from_text
+
+    if wsl2 and not gpus:
+        raise click.BadParameter("describe the GPU too (--gpu NAME,CC,MIB)", param_hint="--wsl2")
+    if not gpus:
+        return None
+    try:
+        described_gpus = tuple(gpu_from_text(text) for text in gpus)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--gpu") from None
+    return described(detect(), described_gpus, wsl2=wsl2)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fisuras")
 def main() -> None:
@@ -79,14 +105,28 @@ def config() -> None:
 @config.command("show")
 @settings_options
 @click.option("--plan/--no-plan", default=False, help="Also show the hardware plan.")
-def config_show(knob_file, run_file, set_values, plan) -> None:
-    """Print the resolved settings as YAML (the shape a --config run file takes)."""
-    settings = resolve_settings(knob_file, run_file, set_values)
-    click.echo(settings.to_yaml().rstrip())
-    if plan:
-        from fisuras.hardware import detect, make_plan
+@described_gpu_options("Plan for a GPU you describe instead of this machine's, e.g. "
+                       "--gpu 'RTX 2050,8.6,4096' (repeat for several GPUs). Implies --plan.")
+def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
+    """Print the resolved settings as YAML (the shape a --config run file takes).
 
-        click.echo("\n# hardware plan\n" + make_plan(detect(), settings).describe())
+    With --gpu, the plan is made for hardware described on the command line (the CPU facts are
+    this machine's), so a laptop's plan can be seen before installing CUDA on it.
+    """
+    from fisuras.hardware import detect, make_plan
+
+    settings = resolve_settings(knob_file, run_file, set_values)
+    facts = described_facts(gpus, wsl2)
+    click.echo(settings.to_yaml().rstrip())
+    if plan or facts:
+        title = "# hardware plan"
+        if facts:
+            title += (" for described hardware: " + "; ".join(
+                f"{g.name} (compute capability {g.compute_capability[0]}."
+                f"{g.compute_capability[1]}, {g.memory_mb} MiB)" for g in facts.gpus)
+                + (", WSL2" if wsl2 else "") + f"; CPU facts of this machine ({facts.cpu_cores} "
+                "cores). A preview: nothing was run on that GPU")
+        click.echo(f"\n{title}\n" + make_plan(facts or detect(), settings).describe())
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -124,9 +164,13 @@ def _train_command(task: str):
     # Scale-out (issue 8): devices of this machine, and worker processes (from TF_CONFIG).
     @click.option("--devices", help="GPUs of this machine to mirror over: all or N (devices).")
     @click.option("--workers", type=int, help="Worker processes (workers); TF_CONFIG says who.")
+    @described_gpu_options(
+        "Plan as for a described GPU and run that plan on the devices TensorFlow sees here, "
+        "e.g. --gpu 'RTX 2050,8.6,4096': checks a laptop's plan (precision, XLA, steps per "
+        "execution) end to end before it meets its GPU; speed is this machine's.")
     @settings_options
     def command(data, resume, epochs, frozen_epochs, batch_size, backbone, weights, image_size,
-                name, skip_bad, devices, workers, knob_file, run_file, set_values):
+                name, skip_bad, devices, workers, gpus, wsl2, knob_file, run_file, set_values):
         import os
 
         from fisuras import hardware
@@ -139,7 +183,8 @@ def _train_command(task: str):
             backbone_key: backbone, "weights": weights, size_key: image_size,
             "run_name": name, "skip_bad": skip_bad, "devices": devices, "workers": workers})
         settings = _run_library(lambda: settings_for_environment(settings, os.environ))
-        plan = hardware.configure(settings, verbose=True).plan
+        facts = described_facts(gpus, wsl2)
+        plan = hardware.configure(settings, verbose=True, facts=facts).plan
         verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in logs and CI
         result = _run_library(lambda: train_distributed(
             task, data, settings, plan, environ=os.environ, resume=resume, verbose=verbose))

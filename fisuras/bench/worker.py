@@ -44,6 +44,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     """Rebuild a :class:`Plan` from ``Plan.to_dict()`` (JSON turns tuples into lists)."""
     fields = {k: v for k, v in data.items() if k in Plan.__dataclass_fields__}
     fields["batch_ladder"] = tuple(fields["batch_ladder"])
+    fields["fallbacks"] = tuple(fields.get("fallbacks", ()))
     return Plan(**fields)
 
 

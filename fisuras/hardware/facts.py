@@ -140,6 +140,35 @@ def parse_nvidia_smi_csv(text: str) -> list[GpuFacts]:
     return gpus
 
 
+def gpu_from_text(text: str) -> GpuFacts:
+    """A GPU described as ``"name,major.minor,MiB"`` (nvidia-smi's CSV fields), strictly checked.
+
+    Example:
+        >>> gpu_from_text("RTX 2050,8.6,4096")
+        GpuFacts(name='RTX 2050', compute_capability=(8, 6), memory_mb=4096)
+    """
+    parsed = parse_nvidia_smi_csv(text)
+    gpu = parsed[0] if len(parsed) == 1 else None
+    if gpu is None or gpu.compute_capability is None or gpu.memory_mb is None \
+            or len(text.split(",")) != 3:
+        raise ValueError(f"GPU {text!r}: expected 'name,compute capability,MiB', e.g. "
+                         "'RTX 2050,8.6,4096' (nvidia-smi --query-gpu=name,compute_cap,"
+                         "memory.total --format=csv,noheader,nounits prints yours)")
+    return gpu
+
+
+def described(base: HardwareFacts, gpus: tuple[GpuFacts, ...], *,
+              wsl2: bool | None = None) -> HardwareFacts:
+    """``base`` (usually this machine's facts) with described GPUs: a preview of another machine.
+
+    The CPU facts stay ``base``'s; ``wsl2`` replaces base's when given.
+    """
+    from dataclasses import replace
+
+    return replace(base, gpus=tuple(gpus), wsl2=base.wsl2 if wsl2 is None else wsl2,
+                   os="linux" if wsl2 else base.os, source="described", notes=())
+
+
 def _gpus_from_tensorflow() -> tuple[tuple[GpuFacts, ...], str | None]:
     import tensorflow as tf
 

@@ -186,14 +186,21 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
         reasons["device"] = f"{len(gpus)} GPU(s): {names}"
 
     precision = _plan_precision(gpus, settings, reasons)
-    xla = _plan_xla(gpus, settings, reasons)
     memory_growth, memory_limit = _plan_memory(gpus, settings, reasons)
     intra, inter = _plan_threads(facts, reasons)
     strategy, replica_count, workers = _plan_strategy(facts, settings, replicas, reasons)
+    xla = _plan_xla(gpus, settings, replica_count, reasons)
     batch, ladder = _plan_batch(gpus, settings, reasons)
 
     reasons["prefetch"] = "tf.data AUTOTUNE overlaps input with training and sizes the buffer"
-    if gpus:
+    if replica_count > 1:
+        steps_per_execution = 1
+        reasons["steps_per_execution"] = (
+            "1 with several replicas: Keras 3's multi-step loop fails under tf.distribute "
+            "(keras-team/keras#19246, reproduced by the plan matrix in BENCHMARKS.md)"
+            + ("" if settings.steps_per_execution in ("auto", 1) else
+               f"; {settings.steps_per_execution} asked"))
+    elif gpus:
         steps_per_execution = 8 if settings.steps_per_execution == "auto" else (
             settings.steps_per_execution)
         reasons["steps_per_execution"] = (
@@ -288,9 +295,15 @@ def _plan_precision(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dic
     return "mixed_float16"
 
 
-def _plan_xla(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dict) -> bool:
+def _plan_xla(gpus: tuple[GpuFacts, ...], settings: Settings, replicas: int,
+              reasons: dict) -> bool:
     if not settings.gpu.enable_xla:
         reasons["xla"] = "off: not requested (ENABLE_XLA)"
+        return False
+    if replicas > 1:
+        reasons["xla"] = ("off (request overridden) with several replicas: the compiled step "
+                          "under tf.distribute failed in this project's runs (XLA known issue "
+                          "'tf.Variable on a different device'; see BENCHMARKS.md, plan matrix)")
         return False
     if not gpus:
         reasons["xla"] = ("off (request overridden): on the CPU XLA made MobileNetV2 training "

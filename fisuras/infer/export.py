@@ -124,8 +124,13 @@ def to_float32(model):
 
     if all(layer.compute_dtype == "float32" for layer in _all_layers(model)):
         return model, False
+    from fisuras.hardware.apply import precision_policy
+
     config = float32_config(keras.saving.serialize_keras_object(model))
-    rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    # Layers without a dtype in their config (the input layer) take the global policy, which a
+    # GPU plan sets to mixed precision in this process: rebuild under float32.
+    with precision_policy("float32"):
+        rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
     rebuilt.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
     still_reduced = [x.name for x in _all_layers(rebuilt) if x.compute_dtype != "float32"]
     if still_reduced:

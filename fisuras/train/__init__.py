@@ -152,8 +152,17 @@ def dataset_factories(task: str, manifest, settings: Settings, plan: Plan, run: 
         samples = manifest[split]
         global_batch = batch_size * plan.replicas
         sharding = choose_sharding(len(samples), plan.workers, global_batch)
+        drop = False
+        if plan.replicas > 1 and plan.workers == 1:
+            # Keras 3 under MirroredStrategy fails on a last batch that splits unevenly between
+            # replicas (AddN of unequal shapes, keras-team/keras#19246): drop it (training
+            # shuffles other images there next epoch; validation leaves fewer than one batch
+            # out), on a split smaller than one global batch too, at a batch it can fill.
+            # Several workers shard the files themselves (``choose_sharding``): not changed.
+            drop = True
+            global_batch = min(global_batch, len(samples) // plan.replicas * plan.replicas)
         return make_dataset(samples, batch_size=global_batch, training=training,
-                            augment=settings.augment and training,
+                            augment=settings.augment and training, drop_remainder=drop,
                             cache_dir=str(cache_root / "cache" / f"{split}{shards}"),
                             shard_policy=sharding.policy, num_workers=plan.workers, **common)
 

@@ -7,14 +7,7 @@ import pytest
 from fisuras.config import load_settings
 from fisuras.hardware.facts import GpuFacts, HardwareFacts, parse_nvidia_smi_csv
 from fisuras.hardware.plan import make_plan
-
-RTX_2050 = GpuFacts("NVIDIA GeForce RTX 2050", (8, 6), 4096)
-GTX_1650 = GpuFacts("NVIDIA GeForce GTX 1650", (7, 5), 4096)
-A100 = GpuFacts("NVIDIA A100-SXM4-40GB", (8, 0), 40960)
-GTX_1080 = GpuFacts("NVIDIA GeForce GTX 1080", (6, 1), 8192)
-
-LAPTOP_WSL = HardwareFacts(gpus=(RTX_2050,), cpu_cores=8, os="linux", wsl2=True, memory_mb=16000)
-CPU_LAPTOP = HardwareFacts(cpu_cores=2, os="linux", memory_mb=8000)
+from tests.hardware.machines import A100, CPU_LAPTOP, GTX_1080, GTX_1650, LAPTOP_WSL, RTX_2050
 
 
 def plan_for(facts, **overrides):
@@ -91,6 +84,10 @@ def test_two_gpus_use_the_weakest_card_and_mirror_when_asked():
     mirrored = plan_for(HardwareFacts(gpus=(A100, A100), cpu_cores=16), devices="all")
     assert mirrored.strategy == "mirrored" and mirrored.replicas == 2
     assert mirrored.global_batch_size == 128 and mirrored.learning_rate_scale == 2.0
+    # the turbo's compiled multi-step loop fails under tf.distribute (see the plan matrix)
+    assert mirrored.xla is False and "several replicas" in mirrored.reasons["xla"]
+    assert mirrored.steps_per_execution == 1 and "19246" in mirrored.reasons["steps_per_execution"]
+    assert "TF_XLA_FLAGS" not in mirrored.env
 
 
 def test_flags_off_are_respected_on_a_gpu():

@@ -120,3 +120,24 @@ def test_make_loss_rejects_unknown_names_and_options():
         make_loss("iou")
     with pytest.raises(ValueError, match="gamma"):
         make_loss("dice", gamma=2.0)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_every_loss_trains_a_mixed_precision_model_under_xla(precision):
+    """One compiled step per loss on half-precision logits (the plan's GPU turbo, run here)."""
+    import keras
+
+    from fisuras.hardware.apply import precision_policy
+
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(4, 8, 8, 3)).astype("float32")
+    masks = (rng.uniform(size=(4, 8, 8, 1)) > 0.8).astype("float32")
+    for name in LOSSES:
+        with precision_policy(precision):
+            inputs = keras.Input((8, 8, 3))
+            hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+            logits = keras.layers.Conv2D(1, 1)(hidden)  # half-precision logits reach the loss
+            model = keras.Model(inputs, logits)
+        model.compile(optimizer="adam", loss=make_loss(name), jit_compile=True)
+        loss = model.fit(images, masks, batch_size=2, epochs=1, verbose=0).history["loss"]
+        assert np.isfinite(loss).all(), name

@@ -139,9 +139,14 @@ def run_door(args, cwd) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def test_seed_doors_train_and_cli_evaluates(synthetic, tmp_path):
-    small = ["--epochs", "1", "--batch-size", "8", "--image-size", "64", "--set",
-             f"runs_dir={tmp_path / 'runs'}", "--set", "deterministic=true"]
+def test_seed_doors_train_under_the_rtx_2050_plan_and_cli_evaluates(synthetic, tmp_path):
+    """The seed's config.py (turbo: FP16, XLA, batch 64) on the seed's described laptop.
+
+    The RTX 2050 plan (mixed_float16, XLA, 8 steps per execution) runs on this CPU: the same
+    Keras/XLA graph compiles here, so a plan that breaks would break here too.
+    """
+    small = ["--epochs", "1", "--image-size", "64", "--set", f"runs_dir={tmp_path / 'runs'}",
+             "--set", "deterministic=true", "--gpu", "NVIDIA GeForce RTX 2050,8.6,4096", "--wsl2"]
     detect = run_door([str(REPO_ROOT / "scripts/entrenamiento/entrenar_deteccion_turbo.py"),
                        synthetic.sdnet_dir, "--backbone", "small_cnn", "--name", "door", *small],
                       cwd=tmp_path)
@@ -150,11 +155,20 @@ def test_seed_doors_train_and_cli_evaluates(synthetic, tmp_path):
     assert (run / "model.keras").is_file() and "run folder" in detect.stdout
     settings = json.loads(json.dumps(__import__("yaml").safe_load(
         (run / "settings.yaml").read_text())))
-    assert settings["epochs_detect"] == 1 and settings["batch_size"] == 8
-    segment = run_door([str(REPO_ROOT / "scripts/entrenamiento/entrenar_segmentacion_turbo.py"),
-                        synthetic.seg_dir, "--backbone", "unet_light", "--name", "door", *small],
-                       cwd=tmp_path)
-    assert segment.returncode == 0, segment.stderr[-3000:]
+    assert settings["epochs_detect"] == 1 and settings["batch_size"] == 64  # config.py's
+    for task in ("detect", "segment"):
+        if task == "segment":
+            segment = run_door([str(REPO_ROOT / "scripts/entrenamiento/"
+                                    "entrenar_segmentacion_turbo.py"), synthetic.seg_dir,
+                                "--backbone", "unet_light", "--name", "door", *small],
+                               cwd=tmp_path)
+            assert segment.returncode == 0, segment.stderr[-3000:]
+        plan = json.loads((tmp_path / "runs" / task / "door" / "plan.json").read_text())
+        assert (plan["precision"], plan["xla"], plan["steps_per_execution"]) == (
+            "mixed_float16", True, 8), task
+        assert plan["fallbacks"] == [] and plan["batch_size"] == 64
+        history = (tmp_path / "runs" / task / "door" / "history.csv").read_text()
+        assert len(history.strip().splitlines()) == 2 and "nan" not in history.lower()
     assert (tmp_path / "runs" / "segment" / "door" / "model_card.json").is_file()
     evaluated = run_door(["-m", "fisuras", "evaluate", str(run), synthetic.sdnet_dir],
                          cwd=REPO_ROOT)

@@ -1,0 +1,45 @@
+"""The command line: parse and call (commands with their own modules are tested beside them)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from fisuras.cli import main
+from fisuras.hardware.facts import GpuFacts, HardwareFacts, described, gpu_from_text
+
+
+def show(*args: str):
+    return CliRunner().invoke(main, ["config", "show", "--knobs", "config.py", *args])
+
+
+def test_config_show_previews_the_plan_of_a_described_laptop():
+    result = show("--gpu", "RTX 2050,8.6,4096", "--wsl2")
+    assert result.exit_code == 0, result.output
+    plan = result.output.split("# hardware plan", 1)[1]
+    assert "described hardware: RTX 2050 (compute capability 8.6, 4096 MiB), WSL2" in plan
+    lines = {line.split()[0]: line.split()[1] for line in plan.splitlines()[1:] if line.strip()}
+    # the seed's config.py asks for the turbo, and this card honours all of it
+    assert lines["device"] == "gpu" and lines["precision"] == "mixed_float16"
+    assert lines["xla"] == "on" and lines["batch_size"] == "64"
+
+
+def test_config_show_preview_follows_the_described_card_and_the_settings():
+    gtx = show("--gpu", "NVIDIA GeForce GTX 1650,7.5,4096").output
+    assert "precision            float32" in gtx and "GTX 16" in gtx
+    two = show("--gpu", "A100,8.0,40960", "--gpu", "A100,8.0,40960", "--set", "devices=all",
+               "--set", "gpu.precision=bfloat16").output
+    assert "mixed_bfloat16" in two and "mirrored x2" in two
+
+
+def test_a_badly_described_gpu_is_a_usage_error_naming_the_format():
+    result = show("--gpu", "RTX 2050,8.6")
+    assert result.exit_code == 2 and "'name,compute capability,MiB'" in result.output
+    assert show("--wsl2").exit_code == 2
+
+
+def test_described_facts_keep_this_machines_cpu():
+    base = HardwareFacts(cpu_cores=6, os="windows", memory_mb=9000, source="nvidia-smi")
+    facts = described(base, (gpu_from_text("RTX 2050, 8.6, 4096"),), wsl2=True)
+    assert facts.gpus == (GpuFacts("RTX 2050", (8, 6), 4096),)
+    assert (facts.cpu_cores, facts.memory_mb, facts.wsl2, facts.os, facts.source) == (
+        6, 9000, True, "linux", "described")
