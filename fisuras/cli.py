@@ -227,7 +227,7 @@ def evaluate(run, data, split, knob_file, run_file, set_values) -> None:
     hardware.configure(settings)
     result = _run_library(lambda: evaluate_run(run, data, settings, split=split))
     click.echo("\n".join(summary_lines({"test": result["figures"], "threshold":
-                                        result["threshold"]})))
+                                        result["threshold"], "floor": result.get("floor")})))
 
 # --- data --------------------------------------------------------------------------------------
 @main.group()

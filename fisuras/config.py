@@ -80,6 +80,13 @@ class Settings(_Strict):
     image_size_detect: int = Field(default=224, ge=32, le=1024, multiple_of=32)
     image_size_segment: int = Field(default=256, ge=32, le=1024, multiple_of=32)
     loss_segment: Literal["bce_dice", "bce", "dice", "focal", "tversky"] = "bce_dice"
+    # A segmentation epoch: "one" random crop per photo, or "area": every photo about once at
+    # the crop size (its area in crops, placed at random); then repeated until it has at least
+    # min_steps_per_epoch_segment steps. Scale jitter: crop windows of S x a factor in this
+    # range, resized to S. (Today's defaults keep the previous recipe; issue 13 tunes them.)
+    crops_per_photo_segment: Literal["one", "area"] = "one"
+    min_steps_per_epoch_segment: int = Field(default=0, ge=0)
+    scale_jitter_segment: tuple[float, float] = (1.0, 1.0)
 
     # Optimisation: learning rates are given for batch 64 and scaled linearly with the batch.
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
@@ -118,6 +125,10 @@ class Settings(_Strict):
             )
         if isinstance(self.devices, int) and self.devices < 1:
             raise ValueError(f"devices={self.devices}; allowed: 'all' or a whole number >= 1")
+        low, high = self.scale_jitter_segment
+        if not 0 < low <= high:
+            raise ValueError(f"scale_jitter_segment={list(self.scale_jitter_segment)}; allowed: "
+                             "[low, high] with 0 < low <= high, e.g. [0.8, 1.25] ([1, 1]: off)")
         return self
 
     @property

@@ -42,6 +42,34 @@ def tile_count(height: int, width: int, image_size: int) -> int:
     return math.ceil(rows / image_size) * math.ceil(columns / image_size)
 
 
+def crops_per_image(height: int, width: int, image_size: int) -> int:
+    """Random S x S training crops one segmentation photo gives per epoch: its area in crops.
+
+    An epoch then covers every photo about once at the crop size, however large it is (a
+    480 x 320 CrackForest photo gives 2 crops of 256 px, 38 of 64 px).
+
+    Example:
+        >>> crops_per_image(320, 480, 256), crops_per_image(128, 181, 256)
+        (2, 1)
+    """
+    rows, columns = training_size(height, width, image_size)
+    return max(1, round(rows * columns / image_size**2))
+
+
+def epoch_passes(total_crops: int, batch_size: int, min_steps: int) -> int:
+    """How many times an epoch goes over the crops so that it has at least ``min_steps`` steps.
+
+    A small dataset at a large batch would otherwise give one or two optimizer steps per epoch.
+
+    Example:
+        >>> epoch_passes(total_crops=84, batch_size=8, min_steps=25)  # 11 steps a pass
+        3
+    """
+    if total_crops <= 0:
+        return 1
+    return max(1, math.ceil(min_steps * batch_size / total_crops))
+
+
 def training_size(height: int, width: int, image_size: int) -> tuple[int, int]:
     """Size a segmentation image is brought to (training and validation): both sides >= S."""
     scale = max(1.0, image_size / min(height, width))

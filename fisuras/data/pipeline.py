@@ -23,8 +23,13 @@ Geometry:
   (Validation on whole images shrunk to S x S would judge the model at another scale than it
   was trained and is used at: a 2 px crack becomes a fraction of a pixel.)
 
-Augmentation (training, ``augment`` on): the crops above, a random one of the 8 flips/90-degree
-rotations (same on image and mask), brightness +-20 levels and contrast x0.8-1.2 (image only).
+Augmentation (training, ``augment`` on): the crops above (segmentation: optionally with a scale
+jitter, ``scale_jitter``), a random one of the 8 flips/90-degree rotations (same on image and
+mask), brightness +-20 levels and contrast x0.8-1.2 (image only).
+
+Segmentation epochs: a photo gives one random crop per epoch, or with ``crops_by_area``
+``crops_per_image`` of them (its area in crops); the epoch goes over them ``epoch_passes`` times
+so that it has at least ``min_steps`` batches.
 Flips and colour run on whole batches in two XLA-compiled functions, about 10x cheaper on a CPU
 than the same TensorFlow ops one by one (together ~0.2 ms per 224 px image on a slow 2-core VM,
 a third of one JPEG decode); colour uses 16-bit fixed point for the same reason.
@@ -54,7 +59,9 @@ import tensorflow as tf
 from fisuras.data.cache_plan import (
     CachePlan,
     crop_source_side,
+    crops_per_image,
     dataset_key,
+    epoch_passes,
     estimate_decoded_bytes,
     plan_cache,
     tile_count,
@@ -81,7 +88,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
                  shuffle_buffer: int = 2048, prefetch: int | None = None,
                  deterministic: bool = False, seed: int = 0, drop_remainder: bool = False,
                  num_parallel_calls: int | None = None, jit_augment: bool = True,
-                 shard_policy: str | None = None, num_workers: int = 1
+                 shard_policy: str | None = None, num_workers: int = 1,
+                 crops_by_area: bool = False, min_steps: int = 0,
+                 scale_jitter: tuple[float, float] = (1.0, 1.0)
                  ) -> tf.data.Dataset:
     """Build the input pipeline for ``samples`` (see the module docstring for what it does).
 
@@ -109,6 +118,13 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
             policy); "data" = every worker reads everything in the same order and keeps its
             part of each batch; None = TF's default (AUTO).
         num_workers: workers in the cluster (for "file": shards are evened out to equal sizes).
+        crops_by_area: segmentation training: a photo gives ``crops_per_image`` random crops
+            per epoch (its area in crops) instead of one.
+        min_steps: segmentation training: go over the crops as many times as needed for at
+            least this many batches per epoch (``epoch_passes``).
+        scale_jitter: segmentation training: each crop's window side is S times a factor drawn
+            log-uniformly from this range, then resized to S (image bilinear, mask thresholded
+            at half), so cracks are seen a little wider and thinner than they are.
 
     Returns:
         ``tf.data.Dataset`` of ``(uint8 images [B,S,S,3], float32 targets)``.
@@ -132,8 +148,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     # Segmentation keeps each image's own size: the headers give the cache estimate and the
     # validation tile count (read once, only when one of them is needed).
     tiled = seg and not (training and augment)
-    sizes = ([header_size(s.image) for s in samples]
-             if seg and (tiled or cache != "none") else None)
+    sizes = [header_size(s.image) for s in samples] if seg else None
     plan = describe_cache(samples, task=task, image_size=image_size, training=training,
                           augment=augment, cache=cache, cache_budget_bytes=cache_budget_bytes,
                           cache_dir=cache_dir, image_sizes=sizes)
@@ -165,12 +180,25 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         elif plan.mode == "disk":
             clear_interrupted_cache(plan.path)
             ds = ds.cache(plan.path)
+        elements = len(samples)
+        if seg and training and augment and (crops_by_area or min_steps):
+            # An epoch: every photo about once at the crop size (several crops of a large one),
+            # repeated until it has ``min_steps`` batches (see ``crops_per_image``).
+            crops = (sum(crops_per_image(*size, image_size) for size in sizes) if crops_by_area
+                     else len(samples))
+            passes = epoch_passes(crops, batch_size, min_steps)
+            if crops_by_area:
+                ds = ds.flat_map(_crop_copies(image_size))
+            ds = ds.repeat(passes)
+            elements = crops * passes
+            if shard_policy != "file":
+                ds = ds.apply(tf.data.experimental.assert_cardinality(elements))
         if training and plan.mode != "none":
-            ds = ds.shuffle(min(shuffle_buffer, len(samples)),
+            ds = ds.shuffle(min(shuffle_buffer, elements),
                             seed=seed if deterministic else None, reshuffle_each_iteration=True)
         if training and augment:
             ds = _with_seeds(ds, seed, deterministic)
-            ds = ds.map(_random_crop(image_size, seg), num_parallel_calls=parallel,
+            ds = ds.map(_random_crop(image_size, seg, scale_jitter), num_parallel_calls=parallel,
                         deterministic=deterministic)
         elif tiled:
             ds = ds.flat_map(_tile_grid(image_size))
@@ -420,17 +448,47 @@ def _window(seed: tf.Tensor, height, width, side: int,
     return tf.cast(top, tf.int32), tf.cast(left, tf.int32)
 
 
-def _random_crop(image_size: int, seg: bool):
-    """Post-cache crop: the same random window on the image (and its mask)."""
+def _crop_copies(image_size: int):
+    """One decoded photo (and mask) -> ``crops_per_image`` copies, each cropped at random later.
+
+    The same rule as ``cache_plan.crops_per_image``, in TF ops on the decoded shape.
+    """
+    def copies(image, mask):
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        count = tf.maximum(tf.constant(1, tf.int64),
+                           tf.cast(tf.round(shape[0] * shape[1] / image_size**2), tf.int64))
+        return tf.data.Dataset.from_tensors((image, mask)).repeat(count)
+    return copies
+
+
+def _random_crop(image_size: int, seg: bool, scale_jitter: tuple[float, float] = (1.0, 1.0)):
+    """Post-cache crop: the same random window on the image (and its mask).
+
+    With ``scale_jitter`` (segmentation), the window's side is S times a log-uniform factor
+    from the range (never larger than the image), resized back to S.
+    """
     step = 1 if seg else DETECT_COLUMN_STEP
+    jitter = seg and tuple(scale_jitter) != (1.0, 1.0)
+    log_low, log_high = (float(np.log(f)) for f in scale_jitter)
 
     def crop(element, seed):
         image, target = element
         shape = tf.shape(image)
-        top, left = _window(seed, shape[0], shape[1], image_size, step)
-        image = tf.slice(image, [top, left, 0], [image_size, image_size, 3])
+        side = image_size
+        if jitter:
+            draw = tf.random.stateless_uniform([], seed=tf.stack([seed, tf.constant(7, tf.int64)]),
+                                               minval=log_low, maxval=log_high)
+            side = tf.cast(tf.round(image_size * tf.exp(draw)), tf.int32)
+            side = tf.minimum(side, tf.reduce_min(shape[:2]))
+        top, left = _window(seed, shape[0], shape[1], side, step)
+        image = tf.slice(image, [top, left, 0], [side, side, 3])
         if seg:
-            target = tf.slice(target, [top, left, 0], [image_size, image_size, 1])
+            target = tf.slice(target, [top, left, 0], [side, side, 1])
+        if jitter:
+            image = _resize(image, image_size, image_size)
+            # bilinear then half: a resized thin crack keeps its centre line (nearest drops rows)
+            target = tf.cast(tf.image.resize(tf.cast(target, tf.float32),
+                                             [image_size, image_size]) >= 0.5, tf.uint8)
         return image, target, seed
     return crop
 

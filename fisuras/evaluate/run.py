@@ -20,6 +20,7 @@ from fisuras.evaluate.classification import (
     classification_metrics,
     metrics_by_group,
 )
+from fisuras.evaluate.floor import floor_entry
 from fisuras.evaluate.overlay import error_overlay
 from fisuras.evaluate.segmentation import SegmentationEvaluator
 from fisuras.models.card import ModelCard
@@ -36,7 +37,12 @@ def finish_run(
     *,
     evaluate: bool = True,
 ) -> dict[str, Any]:
-    """Best weights into ``model.keras``, threshold on validation, figures on the test split."""
+    """Best weights into ``model.keras``, threshold on validation, figures on the test split.
+
+    The metrics (also written to ``metrics.json``) hold ``task, run, threshold``,
+    ``threshold_source`` (with a validation split), ``test`` (figures per group) and, for a
+    segmenter, ``floor``: the no-learning filter's figures on the same test samples.
+    """
     import keras
 
     from fisuras.files import atomic_write
@@ -74,6 +80,9 @@ def finish_run(
         metrics["test"] = evaluate_samples(
             model, card, manifest["test"], settings, plots_dir=run.file("plots")
         )
+        if task != "detect":
+            # The no-learning floor on the same test photos, so the figures say if learning paid.
+            metrics["floor"] = floor_entry(manifest["test"], settings)
     run.write_json("metrics.json", metrics)
     return metrics
 
@@ -177,7 +186,12 @@ def predict_segmentation(model, samples, tile: int):
 def evaluate_run(
     run_path: str | Path, data: str | Path | None, settings: Settings, *, split: str = "test"
 ) -> dict[str, Any]:
-    """Re-evaluate a saved run on its own ``split``, or on every image of another dataset."""
+    """Re-evaluate a saved run on its own ``split``, or on every image of another dataset.
+
+    Returns (and writes to ``metrics_<name>.json``) ``source``, ``threshold`` and ``figures``;
+    a segmenter's result also holds ``floor``: the no-learning filter's figures on the same
+    samples (see :func:`fisuras.evaluate.floor.floor_entry`).
+    """
     from fisuras.data import Manifest, read_dataset
     from fisuras.infer.loading import load_model
     from fisuras.train.run import RunFolder
@@ -195,6 +209,8 @@ def evaluate_run(
         "threshold": loaded.card.threshold,
         "figures": evaluate_samples(loaded.model, loaded.card, samples, settings),
     }
+    if loaded.card.task != "detect":
+        result["floor"] = floor_entry(samples, settings)
     name = "metrics_" + ("test" if data is None else Path(data).name) + ".json"
     run.write_json(name, result)
     return result

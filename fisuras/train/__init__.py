@@ -140,7 +140,10 @@ def dataset_factories(task: str, manifest, settings: Settings, plan: Plan, run: 
     from fisuras.data import make_dataset
     from fisuras.distribute.sharding import choose_sharding
 
-    common = dict(task=task, image_size=image_size_for(task, settings),
+    segment = dict(crops_by_area=settings.crops_per_photo_segment == "area",
+                   min_steps=settings.min_steps_per_epoch_segment,
+                   scale_jitter=settings.scale_jitter_segment) if task == "segment" else {}
+    common = dict(task=task, image_size=image_size_for(task, settings), **segment,
                   cache=settings.cache, cache_budget_bytes=plan.cache_budget_bytes,
                   deterministic=settings.deterministic, seed=settings.seed,
                   prefetch=None if plan.prefetch < 0 else plan.prefetch)

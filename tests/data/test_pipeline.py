@@ -302,3 +302,50 @@ def test_segmentation_validation_tiles_a_real_photo_at_its_own_resolution(shared
     for top, left in corners:
         covered[top:top + side, left:left + side] = True
     assert covered.all() and mask.any()
+
+
+def test_an_epoch_by_area_gives_each_photo_its_area_in_crops():
+    from fisuras.data.cache_plan import crops_per_image, epoch_passes
+
+    # a 480 x 320 CrackForest photo: 2.3 crops of 256 px, 37.5 of 64 px; smaller than S: 1
+    assert crops_per_image(320, 480, 256) == 2 and crops_per_image(320, 480, 64) == 38
+    assert crops_per_image(128, 181, 256) == 1 and crops_per_image(40, 60, 32) == 2
+    # 84 crops at batch 8 are 11 steps: 3 passes give the 25 steps asked for
+    assert epoch_passes(84, 8, 25) == 3 and epoch_passes(84, 8, 0) == 1
+    assert epoch_passes(400, 8, 25) == 1
+
+
+@pytest.mark.parametrize(("by_area", "min_steps", "expected"), [
+    (False, 0, 4),                 # one crop per photo (the previous recipe)
+    (True, 0, 2 + 1 + 1 + 2),      # 40x60 -> 2, 24x30 (upscaled to 32x40) -> 1, 32x32 -> 1,
+                                   # 50x36 -> 2 crops of 32 px
+    (True, 5, 24),                 # 5 steps of 4 need 20 crops: 4 passes over the 6
+])
+def test_segmentation_epoch_length(seg_samples, by_area, min_steps, expected):
+    ds = make_dataset(seg_samples, task="segment", image_size=S, batch_size=4, training=True,
+                      cache="memory", deterministic=True, crops_by_area=by_area,
+                      min_steps=min_steps)
+    images = sum(x.shape[0] for x, _ in _batches(ds))
+    assert images == expected
+
+
+def test_scale_jitter_keeps_masks_binary_and_on_their_cracks(shared_data: Path, tmp_path: Path):
+    """Painted with its own mask, a resized crop must still match its resized mask."""
+    desc = read_dataset(shared_data / "seg_cfd")
+    pairs = []
+    for sample in desc.samples[:3]:
+        mask = binarize_mask(np.asarray(Image.open(sample.mask)))
+        painted = write_image(tmp_path / f"{Path(sample.image).stem}.png",
+                              np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
+        pairs.append(Sample(str(painted), 1, None, sample.mask, "painted"))
+    ds = make_dataset(pairs * 8, task="segment", image_size=96, batch_size=8, training=True,
+                      cache="none", deterministic=True, seed=1, scale_jitter=(0.5, 2.0))
+    agree, total, crack = 0, 0, 0
+    for x, y in _batches(ds):
+        assert set(np.unique(y)) <= {0.0, 1.0}
+        agree += int(((x[..., 0] > 127) == (y[..., 0] > 0.5)).sum())
+        total += y[..., 0].size
+        crack += int(y.sum())
+    # image (bilinear, rounded) and mask (bilinear, thresholded at half) differ only at the
+    # edges of resized cracks
+    assert crack > 0 and agree / total > 0.995
