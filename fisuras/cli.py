@@ -116,8 +116,13 @@ def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
     from fisuras.hardware import detect, make_plan
 
     settings = resolve_settings(knob_file, run_file, set_values)
+    from fisuras.data.cache_plan import describe_segmentation_epoch
+
     facts = described_facts(gpus, wsl2)
     click.echo(settings.to_yaml().rstrip())
+    click.echo("\n# " + describe_segmentation_epoch(
+        settings.crops_per_photo_segment, settings.min_steps_per_epoch_segment,
+        settings.image_size_segment, settings.scale_jitter_segment))
     if plan or facts:
         title = "# hardware plan"
         if facts:
@@ -147,6 +152,7 @@ def _train_command(task: str):
     frozen_key = "frozen_epochs_detect" if task == "detect" else "frozen_epochs_segment"
     backbone_key = "backbone_detect" if task == "detect" else "backbone_segment"
     size_key = "image_size_detect" if task == "detect" else "image_size_segment"
+    batch_key = "batch_size" if task == "detect" else "batch_size_segment"
 
     @click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
     @click.option("--resume", type=click.Path(exists=True, file_okay=False),
@@ -154,7 +160,7 @@ def _train_command(task: str):
     @click.option("--epochs", type=int, help=f"Total epochs ({epochs_key}).")
     @click.option("--frozen-epochs", type=int,
                   help=f"Epochs with the backbone frozen ({frozen_key}).")
-    @click.option("--batch-size", type=int)
+    @click.option("--batch-size", type=int, help=f"Images per step ({batch_key}).")
     @click.option("--backbone", help=f"{backbone_key}, e.g. mobilenet_v2.")
     @click.option("--weights", help="imagenet, none, or a local weights file.")
     @click.option("--image-size", type=int, help=f"{size_key} (a multiple of 32).")
@@ -179,7 +185,7 @@ def _train_command(task: str):
         if data is None and resume is None:
             raise click.UsageError("give a DATA folder, or --resume RUN")
         settings = resolve_settings(knob_file, run_file, set_values, **{
-            epochs_key: epochs, frozen_key: frozen_epochs, "batch_size": batch_size,
+            epochs_key: epochs, frozen_key: frozen_epochs, batch_key: batch_size,
             backbone_key: backbone, "weights": weights, size_key: image_size,
             "run_name": name, "skip_bad": skip_bad, "devices": devices, "workers": workers})
         settings = _run_library(lambda: settings_for_environment(settings, os.environ))

@@ -67,7 +67,9 @@ class Settings(_Strict):
     """Everything a run needs to know, resolved once and saved with the run."""
 
     # Batch and schedule (the seed's defaults)
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=64, ge=1, le=4096)  # detection (the seed's BATCH_SIZE)
+    # Segmentation: "auto" lets the plan choose for the crop size and the card (see the plan).
+    batch_size_segment: int | Literal["auto"] = "auto"
     epochs_detect: int = Field(default=30, ge=1)
     frozen_epochs_detect: int = Field(default=8, ge=0)
     epochs_segment: int = Field(default=35, ge=1)
@@ -83,15 +85,19 @@ class Settings(_Strict):
     # A segmentation epoch: "one" random crop per photo, or "area": every photo about once at
     # the crop size (its area in crops, placed at random); then repeated until it has at least
     # min_steps_per_epoch_segment steps. Scale jitter: crop windows of S x a factor in this
-    # range, resized to S. (Today's defaults keep the previous recipe; issue 13 tunes them.)
-    crops_per_photo_segment: Literal["one", "area"] = "one"
-    min_steps_per_epoch_segment: int = Field(default=0, ge=0)
-    scale_jitter_segment: tuple[float, float] = (1.0, 1.0)
+    # range, resized to S.
+    crops_per_photo_segment: Literal["one", "area"] = "area"
+    min_steps_per_epoch_segment: int = Field(default=25, ge=0)
+    scale_jitter_segment: tuple[float, float] = (0.8, 1.25)
+    # Learning rate per step: linear warm-up over the first epoch, then cosine decay to 1% by
+    # the end of each phase (Keras's CosineDecay shape); "constant" keeps the rate.
+    lr_schedule_segment: Literal["warmup_cosine", "constant"] = "warmup_cosine"
 
     # Optimisation: learning rates are given for batch 64 and scaled linearly with the batch.
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
     fine_tune_learning_rate: float = Field(default=1e-5, gt=0, lt=1)
     reference_batch_size: int = Field(default=64, ge=1)
+    reference_batch_size_segment: int = Field(default=8, ge=1)  # segmentation rates are for 8
     dropout: float = Field(default=0.2, ge=0, lt=1)
     steps_per_execution: int | Literal["auto"] = "auto"
 
@@ -123,6 +129,9 @@ class Settings(_Strict):
                 f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction}; "
                 "allowed: below 1 so that something is left to train on"
             )
+        if isinstance(self.batch_size_segment, int) and not 1 <= self.batch_size_segment <= 4096:
+            raise ValueError(f"batch_size_segment={self.batch_size_segment}; allowed: 'auto' or "
+                             "a whole number from 1 to 4096")
         if isinstance(self.devices, int) and self.devices < 1:
             raise ValueError(f"devices={self.devices}; allowed: 'all' or a whole number >= 1")
         low, high = self.scale_jitter_segment

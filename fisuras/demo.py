@@ -53,7 +53,7 @@ def demo_recipe(plan: Plan) -> DemoRecipe:
         detect={"backbone_detect": "small_cnn", "image_size_detect": 96, "epochs_detect": 8,
                 "frozen_epochs_detect": 0, "batch_size": 32, "weights": "none"},
         segment={"backbone_segment": "unet_light", "image_size_segment": 128,
-                 "epochs_segment": 8, "batch_size": 8, "weights": "none"},
+                 "epochs_segment": 3, "batch_size_segment": 8, "weights": "none"},
         reason="CPU only: small models at reduced size so the demo takes minutes")
 
 
@@ -77,6 +77,7 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
     """Synthesize data, train both tasks, evaluate on held-back synthetic and real samples."""
     from fisuras.data import synthesize
     from fisuras.evaluate.run import evaluate_run
+    from fisuras.hardware import detect, make_plan
     from fisuras.train import train
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -92,8 +93,9 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
             ("segment", summary.seg_dir, recipe.segment, REAL_SEGMENTATION_SETS)):
         task_settings = settings.model_copy(update={**overrides, "run_name": f"demo-{task}"})
         task_settings = Settings.model_validate(task_settings.model_dump())
-        trained = train(task, data, task_settings, plan.with_batch(task_settings.batch_size),
-                        verbose=2, log=log)
+        # The plan's rules again with the demo's sizes (batches depend on them); pure.
+        task_plan = make_plan(detect(), task_settings, replicas=plan.replicas)
+        trained = train(task, data, task_settings, task_plan, verbose=2, log=log)
         result.runs[task] = str(trained.run.path)
         result.rows += _rows(task, "synthetic (held-back test split)", trained.metrics["test"])
         for name in real_sets:

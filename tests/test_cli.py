@@ -43,3 +43,12 @@ def test_described_facts_keep_this_machines_cpu():
     assert facts.gpus == (GpuFacts("RTX 2050", (8, 6), 4096),)
     assert (facts.cpu_cores, facts.memory_mb, facts.wsl2, facts.os, facts.source) == (
         6, 9000, True, "linux", "described")
+
+
+def test_config_show_says_what_a_segmentation_epoch_is():
+    default = show().output
+    assert "# a segmentation epoch: every training photo about once at 256 px" in default
+    assert "at least 25 steps" in default
+    old = show("--set", "crops_per_photo_segment=one", "--set", "min_steps_per_epoch_segment=0",
+               "--set", "scale_jitter_segment=[1, 1]").output
+    assert old.rstrip().endswith("one random 256 px crop of every training photo")

@@ -70,6 +70,28 @@ def epoch_passes(total_crops: int, batch_size: int, min_steps: int) -> int:
     return max(1, math.ceil(min_steps * batch_size / total_crops))
 
 
+def describe_segmentation_epoch(crops_per_photo: str, min_steps: int, image_size: int,
+                                scale_jitter: tuple[float, float]) -> str:
+    """What one segmentation training epoch is, in words (``fisuras config show``).
+
+    Example:
+        >>> describe_segmentation_epoch("one", 0, 256, (1.0, 1.0))
+        'a segmentation epoch: one random 256 px crop of every training photo'
+    """
+    if crops_per_photo == "area":
+        text = (f"a segmentation epoch: every training photo about once at {image_size} px, "
+                f"its area in random crops (a 480 x 320 photo gives "
+                f"{crops_per_image(320, 480, image_size)})")
+    else:
+        text = f"a segmentation epoch: one random {image_size} px crop of every training photo"
+    if min_steps:
+        text += f", repeated until the epoch has at least {min_steps} steps"
+    if tuple(scale_jitter) != (1.0, 1.0):
+        text += (f"; each crop window is {scale_jitter[0]:g}-{scale_jitter[1]:g}x the crop "
+                 "side, resized to it")
+    return text
+
+
 def training_size(height: int, width: int, image_size: int) -> tuple[int, int]:
     """Size a segmentation image is brought to (training and validation): both sides >= S."""
     scale = max(1.0, image_size / min(height, width))

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -63,6 +64,9 @@ class Plan:
     # Optimisations the engine turned off because the first step failed with them (XLA, then a
     # reduced-precision policy), each with the error's first line (``Plan.fallback``).
     fallbacks: tuple[str, ...] = ()
+    # Segmentation: its own batch (U-Net crops, not detection patches) and learning-rate scale.
+    segment_batch_size: int = 8
+    segment_learning_rate_scale: float = 1.0
 
     @property
     def local_devices(self) -> int:
@@ -83,6 +87,22 @@ class Plan:
         scale = self.learning_rate_scale * batch_size / self.batch_size
         return replace(self, batch_size=batch_size, batch_ladder=ladder,
                        learning_rate_scale=scale)
+
+    def for_segmentation(self) -> Plan:
+        """The plan a segmentation run trains with: its batch, ladder and learning-rate scale.
+
+        Example:
+            >>> plan = make_plan(HardwareFacts(cpu_cores=2), Settings())
+            >>> plan.batch_size, plan.for_segmentation().batch_size
+            (64, 8)
+        """
+        from dataclasses import replace
+
+        batch = self.segment_batch_size
+        ladder = tuple(sorted({batch, *(b for b in SEED_BATCH_LADDER if b < batch)},
+                              reverse=True))
+        return replace(self, batch_size=batch, batch_ladder=ladder,
+                       learning_rate_scale=self.segment_learning_rate_scale)
 
     def fallback(self, error: BaseException) -> Plan | None:
         """The plan with its next optimisation off after ``error`` at the first step, or ``None``.
@@ -129,6 +149,8 @@ class Plan:
             ("strategy", f"{self.strategy} x{self.replicas}"),
             ("global_batch", f"{self.global_batch_size} = {self.batch_size} x {self.replicas}, "
                              f"lr x{self.learning_rate_scale:g}"),
+            ("segment_batch", f"{self.segment_batch_size} x {self.replicas}, "
+                              f"lr x{self.segment_learning_rate_scale:g}"),
         ]
         if self.workers > 1:
             rows.append(("sharding", "per worker"))
@@ -213,6 +235,8 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
             "1: on the CPU each step's compute dwarfs dispatch" if
             settings.steps_per_execution == "auto" else "from settings")
 
+    segment_batch = _plan_segment_batch(gpus, settings, reasons)
+    segment_lr_scale = segment_batch * replica_count / settings.reference_batch_size_segment
     host_mb = facts.memory_mb or 4096
     cache_budget = int(host_mb * 2**20 * 0.25)
     reasons["cache"] = f"decoded images cached in RAM up to 25% of host memory ({host_mb} MB)"
@@ -242,6 +266,8 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
         env=_plan_env(facts, device, xla, reasons),
         reasons=reasons,
         workers=workers,
+        segment_batch_size=segment_batch,
+        segment_learning_rate_scale=segment_lr_scale,
     )
 
 
@@ -406,6 +432,36 @@ def _plan_batch(gpus: tuple[GpuFacts, ...], settings: Settings,
     else:
         reasons["batch_size"] = f"{wanted} from settings (host memory is ample for it)"
     return wanted, ladder
+
+
+# U-Net crops of 256 px per 4 GB of GPU memory: the decoder keeps full-resolution activations
+# for every skip level, about 30x a classifier patch's; the seed's BATCH_SIZE = 64 is a
+# detection figure.
+SEGMENT_CROPS_PER_4GB = 8
+SEGMENT_REFERENCE_SIDE = 256
+
+
+def _plan_segment_batch(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dict) -> int:
+    """Crops per replica for segmentation: from settings, or for the card and the crop size."""
+    if settings.batch_size_segment != "auto":
+        reasons["segment_batch"] = "from settings (batch_size_segment)"
+        return int(settings.batch_size_segment)
+    area = (SEGMENT_REFERENCE_SIDE / settings.image_size_segment) ** 2
+    smallest = min((g.memory_mb for g in gpus if g.memory_mb), default=None)
+    if gpus and smallest:
+        cards = max(1, 2 ** int(math.log2(max(1.0, smallest / 4096))))  # 4 GB units, 1-2-4-8
+        batch = int(max(2, min(64, SEGMENT_CROPS_PER_4GB * min(cards, 4) * area)))
+        reasons["segment_batch"] = (
+            f"{batch}: {SEGMENT_CROPS_PER_4GB} U-Net crops of {SEGMENT_REFERENCE_SIDE} px per 4 GB "
+            f"(this card {smallest} MB, crops of {settings.image_size_segment} px); BATCH_SIZE "
+            "is the detection batch; lowered on out-of-memory")
+        return batch
+    batch = int(max(2, min(32, SEGMENT_CROPS_PER_4GB * area)))
+    reasons["segment_batch"] = (
+        f"{batch}: on the CPU a step costs time in proportion to its crops, and more steps "
+        f"learn more in the same time ({SEGMENT_CROPS_PER_4GB} crops of "
+        f"{SEGMENT_REFERENCE_SIDE} px, more when smaller)")
+    return batch
 
 
 def _plan_env(facts: HardwareFacts, device: str, xla: bool, reasons: dict) -> dict[str, str]:

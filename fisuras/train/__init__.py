@@ -65,6 +65,8 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     from fisuras.train.tasks import task_spec
 
     log = log or (lambda message: print(message, file=sys.stderr))
+    if task == "segment":
+        plan = plan.for_segmentation()  # U-Net crops have their own batch and rate scale
     if not is_writer:  # issue 8: non-chief workers never write the run folder
         import tempfile
 

@@ -141,3 +141,56 @@ class EpochRecorder(keras.callbacks.Callback):
             self.run.write_state(self.state)
         if self.on_epoch is not None:
             self.on_epoch(epoch, logs)
+
+
+def warmup_cosine_rate(base: float, progress: float, epochs: int, *, warmup: float = 1.0,
+                       floor: float = 0.01) -> float:
+    """The rate ``progress`` epochs into a phase of ``epochs``: linear warm-up, cosine decay.
+
+    Rises linearly to ``base`` over the first ``warmup`` epochs (fresh BatchNorm statistics and
+    Adam's moment estimates are unreliable in the first steps), then follows a half cosine down
+    to ``floor * base`` at the end of the phase: the shape of Keras's ``CosineDecay`` with
+    ``warmup_steps``, written per epoch fraction so that it needs no step count up front.
+
+    Example:
+        >>> [round(warmup_cosine_rate(1.0, p, 11), 3) for p in (0.5, 1.0, 6.0, 11.0)]
+        [0.5, 1.0, 0.505, 0.01]
+    """
+    warmup = min(warmup, epochs)
+    if progress < warmup:
+        return base * max(progress, 1e-3) / warmup
+    remaining = epochs - warmup
+    done = 1.0 if remaining <= 0 else min(1.0, (progress - warmup) / remaining)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Sets the optimizer's rate at every step from the epoch and step alone.
+
+    ``shape="constant"`` sets ``base`` once at the start (after Keras's backup restores the
+    optimizer, whose saved rate may be another batch size's); ``"warmup_cosine"`` follows
+    :func:`warmup_cosine_rate` over the phase. Stateless, so a resumed run continues the curve.
+    """
+
+    def __init__(self, base: float, *, first_epoch: int, epochs: int,
+                 shape: str = "constant"):
+        super().__init__()
+        self.base, self.first_epoch, self.epochs, self.shape = base, first_epoch, epochs, shape
+        self._epoch = first_epoch
+
+    def rate(self, epoch: int, batch: int) -> float:
+        if self.shape == "constant":
+            return self.base
+        steps = self.params.get("steps") if self.params else None
+        progress = (epoch - self.first_epoch) + (batch / steps if steps else 0.0)
+        return warmup_cosine_rate(self.base, progress, self.epochs)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.model.optimizer.learning_rate = self.rate(self._epoch, 0)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.shape != "constant":
+            self.model.optimizer.learning_rate = self.rate(self._epoch, batch)

@@ -34,7 +34,13 @@ from fisuras.distribute.backup import WorkerBackupAndRestore
 from fisuras.distribute.keras_compat import is_multi_worker
 from fisuras.hardware.apply import precision_policy
 from fisuras.hardware.plan import Plan
-from fisuras.train.callbacks import EpochRecorder, GpuMonitor, NanGuard, SpeedMeter
+from fisuras.train.callbacks import (
+    EpochRecorder,
+    GpuMonitor,
+    LearningRateSchedule,
+    NanGuard,
+    SpeedMeter,
+)
 from fisuras.train.callbacks import TrainingDiverged as TrainingDiverged
 from fisuras.train.run import RunFolder, RunState
 
@@ -66,6 +72,7 @@ class TaskSpec:
     phases: list[Phase]
     monitor: str  # a validation metric to maximise, e.g. "val_auc"
     set_backbone_trainable: Callable[[keras.Model, bool], None]
+    lr_schedule: str = "constant"  # or "warmup_cosine" (``LearningRateSchedule``)
     divergence_advice: str = ("Lower the learning rate (--set learning_rate=...), or turn off "
                               "mixed precision (--set gpu.enable_mixed_precision=false), and check "
                               "the data for broken images.")
@@ -193,7 +200,8 @@ class Engine:
             learning_rate = self._compile_for(phase, state.batch_size)
             speed = SpeedMeter(state.batch_size * self.plan.replicas,
                                self.plan.steps_per_execution)
-            callbacks = self._callbacks(phase, state, history, speed, learning_rate)
+            callbacks = self._callbacks(phase, phase_end, state, history, speed,
+                                        learning_rate)
             weights_before = self.model.get_weights()
             try:
                 self.model.fit(
@@ -269,8 +277,9 @@ class Engine:
             )
         return learning_rate
 
-    def _callbacks(self, phase: Phase, state: RunState, history: list, speed: SpeedMeter,
-                   learning_rate: float) -> list[keras.callbacks.Callback]:
+    def _callbacks(self, phase: Phase, phase_end: int, state: RunState, history: list,
+                   speed: SpeedMeter, learning_rate: float) -> list[keras.callbacks.Callback]:
+        phase_start = phase_end - phase.epochs
         # Order matters: the guard raises before anything saves; the speed figures are in the
         # logs before the recorder writes them.
         callbacks: list[keras.callbacks.Callback] = [
@@ -279,9 +288,10 @@ class Engine:
             GpuMonitor(),
             self._backup_and_restore(phase),
             # The backup restores the optimizer's variables, learning rate included: after an
-            # out-of-memory back-off that is the larger batch's rate. Set this batch's again.
-            keras.callbacks.LambdaCallback(on_train_begin=lambda logs: setattr(
-                self.model.optimizer, "learning_rate", learning_rate)),
+            # out-of-memory back-off that is the larger batch's rate. Set this batch's again
+            # (and, with a schedule, at every step).
+            LearningRateSchedule(learning_rate, first_epoch=phase_start, epochs=phase.epochs,
+                                 shape=self.spec.lr_schedule),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
                           is_writer=self.is_writer),
             *self.extra_callbacks,

@@ -65,5 +65,6 @@ def task_spec(task: str, settings: Settings) -> TaskSpec:
             make_loss=lambda: models.make_loss(settings.loss_segment),
             make_metrics=lambda: training_metrics("segment"),
             phases=segmentation_phases(settings), monitor=MONITOR["segment"],
-            set_backbone_trainable=models.set_backbone_trainable)
+            set_backbone_trainable=models.set_backbone_trainable,
+            lr_schedule=settings.lr_schedule_segment)
     raise ValueError(f"unknown task {task!r}; allowed: 'detect', 'segment'")

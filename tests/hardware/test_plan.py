@@ -128,3 +128,17 @@ def test_with_batch_walks_the_ladder_down():
 )
 def test_parse_nvidia_smi(line, expected):
     assert parse_nvidia_smi_csv(line + "\n") == [expected]
+
+
+def test_segmentation_gets_its_own_batch_for_the_card_and_the_crop():
+    laptop = plan_for(LAPTOP_WSL)
+    assert laptop.batch_size == 64 and laptop.segment_batch_size == 8  # 8 crops of 256 px, 4 GB
+    assert "detection batch" in laptop.reasons["segment_batch"]
+    assert plan_for(HardwareFacts(gpus=(A100,)),).segment_batch_size == 32  # 40 GB: capped x4
+    assert plan_for(CPU_LAPTOP).segment_batch_size == 8
+    assert plan_for(CPU_LAPTOP, image_size_segment=128).segment_batch_size == 32  # 4x smaller
+    assert plan_for(CPU_LAPTOP, batch_size_segment=5).segment_batch_size == 5
+    # the segmentation plan: its batch, a ladder below it, rates given for batch 8
+    segment = plan_for(CPU_LAPTOP, batch_size_segment=16).for_segmentation()
+    assert segment.batch_size == 16 and segment.batch_ladder[:2] == (16, 8)
+    assert segment.learning_rate_scale == 2.0

@@ -36,6 +36,7 @@ REQUESTS = {
 TASKS = ("detect", "segment")
 TINY = {"backbone_detect": "small_cnn", "backbone_segment": "unet_light", "weights": "none",
         "image_size_detect": 32, "image_size_segment": 32, "batch_size": 8,
+        "batch_size_segment": 8, "min_steps_per_epoch_segment": 0,
         "epochs_detect": 1, "epochs_segment": 1, "deterministic": True, "cache": "memory",
         "devices": "all"}
 

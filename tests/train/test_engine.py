@@ -174,3 +174,38 @@ def test_out_of_memory_at_the_smallest_batch_is_a_clear_error(tmp_path):
     engine.extra_callbacks.append(FakeOutOfMemory(fits=0))
     with pytest.raises(OutOfMemoryError, match="even at batch 1"):
         engine.fit(tiny_data(), None)
+
+
+def test_warmup_cosine_rises_over_the_first_epoch_then_decays_to_the_floor():
+    from fisuras.train.callbacks import warmup_cosine_rate
+
+    rates = [warmup_cosine_rate(1e-3, p / 4, 5) for p in range(21)]  # quarter epochs
+    assert rates[1] == pytest.approx(2.5e-4) and rates[4] == pytest.approx(1e-3)
+    assert all(a < b for a, b in zip(rates[:4], rates[1:5], strict=True))  # warm-up
+    assert all(a > b for a, b in zip(rates[4:20], rates[5:21], strict=True))  # decay
+    assert rates[-1] == pytest.approx(1e-5)  # 1% of the rate at the phase's end
+    assert warmup_cosine_rate(1e-3, 0.5, 1) == pytest.approx(5e-4)  # a 1-epoch phase: warm-up
+
+
+class RateProbe(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_the_engine_follows_the_schedule_per_step_and_per_phase(tmp_path):
+    plan = tiny_plan()
+    spec = tiny_spec(2, 2)
+    spec.lr_schedule = "warmup_cosine"
+    probe = RateProbe()
+    run = new_run(tmp_path, plan)
+    Engine(spec, plan, run, extra_callbacks=[probe], verbose=0).fit(tiny_data(), None)
+    steps = 128 // plan.batch_size  # per epoch
+    frozen, fine = probe.rates[:2 * steps], probe.rates[2 * steps:]
+    assert len(fine) == 2 * steps
+    for rates, base in ((frozen, 1e-2), (fine, 1e-3)):  # tiny_spec's two phase rates
+        assert rates[0] < rates[steps - 1] <= base * 1.0001  # warm-up within the first epoch
+        assert rates[steps] > rates[-1] >= base * 0.01  # then down towards 1% of the base
