@@ -56,18 +56,19 @@ def crops_per_image(height: int, width: int, image_size: int) -> int:
     return max(1, round(rows * columns / image_size**2))
 
 
-def epoch_passes(total_crops: int, batch_size: int, min_steps: int) -> int:
-    """How many times an epoch goes over the crops so that it has at least ``min_steps`` steps.
+def epoch_crops(total_crops: int, batch_size: int, min_steps: int) -> int:
+    """Crops in one epoch: all of them, or more (going round again) for ``min_steps`` batches.
 
-    A small dataset at a large batch would otherwise give one or two optimizer steps per epoch.
+    A small dataset at a large batch would otherwise give one or two optimizer steps per epoch;
+    the extra crops are new random windows of the same photos.
 
     Example:
-        >>> epoch_passes(total_crops=84, batch_size=8, min_steps=25)  # 11 steps a pass
-        3
+        >>> epoch_crops(total_crops=84, batch_size=8, min_steps=25)  # 11 steps of crops: 25
+        200
+        >>> epoch_crops(total_crops=400, batch_size=8, min_steps=25)
+        400
     """
-    if total_crops <= 0:
-        return 1
-    return max(1, math.ceil(min_steps * batch_size / total_crops))
+    return max(total_crops, min_steps * batch_size)
 
 
 def describe_segmentation_epoch(crops_per_photo: str, min_steps: int, image_size: int,

@@ -28,8 +28,8 @@ jitter, ``scale_jitter``), a random one of the 8 flips/90-degree rotations (same
 mask), brightness +-20 levels and contrast x0.8-1.2 (image only).
 
 Segmentation epochs: a photo gives one random crop per epoch, or with ``crops_by_area``
-``crops_per_image`` of them (its area in crops); the epoch goes over them ``epoch_passes`` times
-so that it has at least ``min_steps`` batches.
+``crops_per_image`` of them (its area in crops); the epoch goes round again until it has at
+least ``min_steps`` batches (``epoch_crops``).
 Flips and colour run on whole batches in two XLA-compiled functions, about 10x cheaper on a CPU
 than the same TensorFlow ops one by one (together ~0.2 ms per 224 px image on a slow 2-core VM,
 a third of one JPEG decode); colour uses 16-bit fixed point for the same reason.
@@ -61,7 +61,7 @@ from fisuras.data.cache_plan import (
     crop_source_side,
     crops_per_image,
     dataset_key,
-    epoch_passes,
+    epoch_crops,
     estimate_decoded_bytes,
     plan_cache,
     tile_count,
@@ -121,7 +121,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         crops_by_area: segmentation training: a photo gives ``crops_per_image`` random crops
             per epoch (its area in crops) instead of one.
         min_steps: segmentation training: go over the crops as many times as needed for at
-            least this many batches per epoch (``epoch_passes``).
+            least this many batches per epoch (``epoch_crops``).
         scale_jitter: segmentation training: each crop's window side is S times a factor drawn
             log-uniformly from this range, then resized to S (image bilinear, mask thresholded
             at half), so cracks are seen a little wider and thinner than they are.
@@ -186,11 +186,11 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
             # repeated until it has ``min_steps`` batches (see ``crops_per_image``).
             crops = (sum(crops_per_image(*size, image_size) for size in sizes) if crops_by_area
                      else len(samples))
-            passes = epoch_passes(crops, batch_size, min_steps)
             if crops_by_area:
                 ds = ds.flat_map(_crop_copies(image_size))
-            ds = ds.repeat(passes)
-            elements = crops * passes
+            elements = epoch_crops(crops, batch_size, min_steps)
+            if elements > crops:  # round again until the epoch has min_steps batches
+                ds = ds.repeat().take(elements)
             if shard_policy != "file":
                 ds = ds.apply(tf.data.experimental.assert_cardinality(elements))
         if training and plan.mode != "none":

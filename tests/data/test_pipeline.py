@@ -305,21 +305,21 @@ def test_segmentation_validation_tiles_a_real_photo_at_its_own_resolution(shared
 
 
 def test_an_epoch_by_area_gives_each_photo_its_area_in_crops():
-    from fisuras.data.cache_plan import crops_per_image, epoch_passes
+    from fisuras.data.cache_plan import crops_per_image, epoch_crops
 
     # a 480 x 320 CrackForest photo: 2.3 crops of 256 px, 37.5 of 64 px; smaller than S: 1
     assert crops_per_image(320, 480, 256) == 2 and crops_per_image(320, 480, 64) == 38
     assert crops_per_image(128, 181, 256) == 1 and crops_per_image(40, 60, 32) == 2
-    # 84 crops at batch 8 are 11 steps: 3 passes give the 25 steps asked for
-    assert epoch_passes(84, 8, 25) == 3 and epoch_passes(84, 8, 0) == 1
-    assert epoch_passes(400, 8, 25) == 1
+    # 84 crops at batch 8 are 11 steps: 200 crops give the 25 steps asked for
+    assert epoch_crops(84, 8, 25) == 200 and epoch_crops(84, 8, 0) == 84
+    assert epoch_crops(400, 8, 25) == 400
 
 
 @pytest.mark.parametrize(("by_area", "min_steps", "expected"), [
     (False, 0, 4),                 # one crop per photo (the previous recipe)
     (True, 0, 2 + 1 + 1 + 2),      # 40x60 -> 2, 24x30 (upscaled to 32x40) -> 1, 32x32 -> 1,
                                    # 50x36 -> 2 crops of 32 px
-    (True, 5, 24),                 # 5 steps of 4 need 20 crops: 4 passes over the 6
+    (True, 5, 20),                 # 5 steps of 4: 20 crops, round the 6 again
 ])
 def test_segmentation_epoch_length(seg_samples, by_area, min_steps, expected):
     ds = make_dataset(seg_samples, task="segment", image_size=S, batch_size=4, training=True,
