@@ -127,15 +127,20 @@ def test_only_jpegs_of_the_crop_source_side_are_decoded_by_window(tmp_path: Path
         assert x.shape == (3, S, S, 3)
 
 
-def test_augmented_mask_stays_aligned_on_real_pair(shared_data: Path, tmp_path: Path):
-    """An image painted with its own CFD mask must, after augmentation, still equal the mask."""
-    desc = read_dataset(shared_data / "seg_cfd")
+def _painted_cfd_pairs(shared_data: Path, tmp_path: Path) -> list[Sample]:
+    """Three CFD masks, each with an image painted from itself (white crack on black)."""
     pairs = []
-    for sample in desc.samples[:3]:
+    for sample in read_dataset(shared_data / "seg_cfd").samples[:3]:
         mask = binarize_mask(np.asarray(Image.open(sample.mask)))
         painted = write_image(tmp_path / f"{Path(sample.image).stem}.png",
                               np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
         pairs.append(Sample(str(painted), 1, None, sample.mask, "painted"))
+    return pairs
+
+
+def test_augmented_mask_stays_aligned_on_real_pair(shared_data: Path, tmp_path: Path):
+    """An image painted with its own CFD mask must, after augmentation, still equal the mask."""
+    pairs = _painted_cfd_pairs(shared_data, tmp_path)
     ds = make_dataset(pairs * 8, task="segment", image_size=96, batch_size=8, training=True,
                       cache="none", deterministic=True, seed=1)
     crack_pixels = 0
@@ -331,13 +336,7 @@ def test_segmentation_epoch_length(seg_samples, by_area, min_steps, expected):
 
 def test_scale_jitter_keeps_masks_binary_and_on_their_cracks(shared_data: Path, tmp_path: Path):
     """Painted with its own mask, a resized crop must still match its resized mask."""
-    desc = read_dataset(shared_data / "seg_cfd")
-    pairs = []
-    for sample in desc.samples[:3]:
-        mask = binarize_mask(np.asarray(Image.open(sample.mask)))
-        painted = write_image(tmp_path / f"{Path(sample.image).stem}.png",
-                              np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
-        pairs.append(Sample(str(painted), 1, None, sample.mask, "painted"))
+    pairs = _painted_cfd_pairs(shared_data, tmp_path)
     ds = make_dataset(pairs * 8, task="segment", image_size=96, batch_size=8, training=True,
                       cache="none", deterministic=True, seed=1, scale_jitter=(0.5, 2.0))
     agree, total, crack = 0, 0, 0
