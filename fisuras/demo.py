@@ -97,23 +97,36 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
         task_plan = make_plan(detect(), task_settings, replicas=plan.replicas)
         trained = train(task, data, task_settings, task_plan, verbose=2, log=log)
         result.runs[task] = str(trained.run.path)
-        result.rows += _rows(task, "synthetic (held-back test split)", trained.metrics["test"])
+        result.rows += _rows(task, "synthetic (held-back test split)", trained.metrics["test"],
+                             trained.metrics.get("floor"))
         for name in real_sets:
             if real is not None and (real / name).is_dir():
-                figures = evaluate_run(trained.run.path, real / name, task_settings)["figures"]
-                result.rows += _rows(task, f"real: {name}", figures)
+                evaluated = evaluate_run(trained.run.path, real / name, task_settings)
+                result.rows += _rows(task, f"real: {name}", evaluated["figures"],
+                                     evaluated.get("floor"))
     return result
 
 
-def _rows(task: str, source: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Detection: the 'overall' line; segmentation: one line per dataset folder."""
+def _rows(task: str, source: str, figures: dict[str, Any],
+          floor: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Detection: the 'overall' line; segmentation: one line per dataset folder, each followed
+    by the no-learning floor's line on the same photos (``floor``, from the metrics)."""
     if task == "detect":
         overall = figures["overall"]
         return [{"task": task, "evaluated on": source, **_pick(overall, ("n", "f1", "precision",
                                                                           "recall", "roc_auc"))}]
-    return [{"task": task, "evaluated on": source if len(figures) == 1 else f"{source} [{group}]",
-             **_pick(values, ("n_images", "iou", "tolerance_f1", "ods"))}
-            for group, values in figures.items() if group != "all_groups_pooled"]
+    rows = []
+    for group, values in figures.items():
+        if group == "all_groups_pooled":
+            continue
+        where = source if len(figures) == 1 else f"{source} [{group}]"
+        rows.append({"task": task, "evaluated on": where,
+                     **_pick(values, ("n_images", "iou", "tolerance_f1", "ods"))})
+        if floor and group in floor["figures"]:
+            rows.append({"task": "floor (no learning)", "evaluated on": where,
+                         **_pick(floor["figures"][group], ("n_images", "iou", "tolerance_f1",
+                                                           "ods"))})
+    return rows
 
 
 def _pick(figures: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
