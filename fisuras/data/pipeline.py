@@ -148,7 +148,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
     # Segmentation keeps each image's own size: the headers give the cache estimate and the
     # validation tile count (read once, only when one of them is needed).
     tiled = seg and not (training and augment)
-    sizes = [header_size(s.image) for s in samples] if seg else None
+    by_area = seg and training and augment and crops_by_area
+    sizes = ([header_size(s.image) for s in samples]
+             if seg and (tiled or cache != "none" or by_area) else None)
     plan = describe_cache(samples, task=task, image_size=image_size, training=training,
                           augment=augment, cache=cache, cache_budget_bytes=cache_budget_bytes,
                           cache_dir=cache_dir, image_sizes=sizes)
@@ -184,9 +186,9 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
         if seg and training and augment and (crops_by_area or min_steps):
             # An epoch: every photo about once at the crop size (several crops of a large one),
             # repeated until it has ``min_steps`` batches (see ``crops_per_image``).
-            crops = (sum(crops_per_image(*size, image_size) for size in sizes) if crops_by_area
+            crops = (sum(crops_per_image(*size, image_size) for size in sizes) if by_area
                      else len(samples))
-            if crops_by_area:
+            if by_area:
                 ds = ds.flat_map(_crop_copies(image_size))
             elements = epoch_crops(crops, batch_size, min_steps)
             if elements > crops:  # round again until the epoch has min_steps batches

@@ -39,6 +39,16 @@ SMALL_GPU_MB = 4096 + 512  # "4 GB" cards report 3.7-4.1 GiB
 SEED_BATCH_LADDER = (64, 56, 48, 32, 24, 16, 8, 4, 2, 1)
 
 
+def batch_ladder(batch: int) -> tuple[int, ...]:
+    """``batch`` then the seed's smaller batches: the out-of-memory fallbacks, largest first.
+
+    Example:
+        >>> batch_ladder(20)
+        (20, 16, 8, 4, 2, 1)
+    """
+    return tuple(sorted({batch, *(b for b in SEED_BATCH_LADDER if b < batch)}, reverse=True))
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the run does on this machine, with a reason per choice."""
@@ -99,9 +109,7 @@ class Plan:
         from dataclasses import replace
 
         batch = self.segment_batch_size
-        ladder = tuple(sorted({batch, *(b for b in SEED_BATCH_LADDER if b < batch)},
-                              reverse=True))
-        return replace(self, batch_size=batch, batch_ladder=ladder,
+        return replace(self, batch_size=batch, batch_ladder=batch_ladder(batch),
                        learning_rate_scale=self.segment_learning_rate_scale)
 
     def fallback(self, error: BaseException) -> Plan | None:
@@ -419,7 +427,7 @@ def _plan_batch(gpus: tuple[GpuFacts, ...], settings: Settings,
         wanted = SEED_BATCH_LADDER[0]
         reasons["batch_size"] = (f"{wanted}: capped from {settings.batch_size} on a "
                                  f"{min(small_card)} MB card (the seed's advice)")
-    ladder = tuple(sorted({wanted, *[b for b in SEED_BATCH_LADDER if b < wanted]}, reverse=True))
+    ladder = batch_ladder(wanted)
     if gpus:
         smallest = min((g.memory_mb for g in gpus if g.memory_mb), default=None)
         if "batch_size" in reasons:
