@@ -20,12 +20,20 @@ Example:
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Backbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "small_cnn"]
 SegBackbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "unet_light"]
@@ -43,6 +51,14 @@ SEED_GPU_KNOBS = {
     "ENABLE_MEMORY_GROWTH": "enable_memory_growth",
     "MEMORY_LIMIT_MB": "memory_limit_mb",
 }
+
+
+# A run name becomes one folder under runs_dir/<task>/: no separators, no "..", nothing hidden,
+# nothing Windows refuses in a folder name (so a run made on Linux copies to a laptop).
+RUN_NAME_PATTERN = re.compile(r"\w[\w.+=@,\- ]{0,99}")
+RUN_NAME_RULE = ("one folder name, up to 100 characters of letters, digits, space and _ - . + = @ ,"
+                 " starting with a letter, digit or _ and not ending with a space or dot "
+                 "(no / or \\, no '..'), e.g. 'cfd-unet-v2'")
 
 
 class SettingsError(ValueError):
@@ -120,7 +136,17 @@ class Settings(_Strict):
 
     # Where runs go
     runs_dir: str = "runs"
-    run_name: str | None = None
+    run_name: str | None = None  # a folder under runs_dir/<task>/ (RUN_NAME_RULE)
+
+    @field_validator("run_name")
+    @classmethod
+    def _single_folder_name(cls, name: str | None) -> str | None:
+        # "../../x" or "a/b" would put the run outside runs_dir; a trailing space or dot is
+        # silently dropped by Windows, so the folder would not be found again.
+        if name is not None and not (RUN_NAME_PATTERN.fullmatch(name)
+                                     and not name.endswith((" ", "."))):
+            raise ValueError(RUN_NAME_RULE)
+        return name
 
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:
@@ -206,12 +232,47 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML run file (keys are :class:`Settings` field names, ``gpu`` nested)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SettingsError(f"{path}: could not be read ({error})") from error
+    try:
+        data = yaml.safe_load(decode_text_file(path, raw)) or {}
+    except yaml.YAMLError as error:
         raise SettingsError(f"{path}: could not be read as YAML ({error})") from error
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     return data
+
+
+_SAVE_AS_UTF8 = ("save it as UTF-8 (in PowerShell: Get-Content FILE | Set-Content -Encoding utf8 "
+                 "NEW_FILE; in an editor: Save with encoding UTF-8)")
+
+
+def decode_text_file(path: str | Path, raw: bytes) -> str:
+    """Text of a settings file: UTF-8, UTF-8 with BOM, or UTF-16 with BOM (PowerShell's ``>``).
+
+    Raises:
+        SettingsError: any other encoding, naming the file and the problem.
+    """
+    # UTF-32's BOM starts with UTF-16's (FF FE): test it first so it is not misread.
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise SettingsError(f"{path}: is UTF-32 text; {_SAVE_AS_UTF8}")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"  # the BOM says which byte order
+    elif raw.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    elif b"\x00" in raw:  # valid UTF-8 bytes, but no text file holds NUL: UTF-16 sans BOM
+        raise SettingsError(f"{path}: holds NUL bytes, so it looks like UTF-16 text without a "
+                            f"byte-order mark; {_SAVE_AS_UTF8}")
+    else:
+        encoding = "utf-8"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise SettingsError(
+            f"{path}: is not valid {what} text (byte 0x{raw[error.start]:02x} at position "
+            f"{error.start}); {_SAVE_AS_UTF8}") from None
 
 
 def load_settings(
@@ -297,8 +358,13 @@ def _explain(error: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -
                 f"  {key}: unknown setting (from {source}); allowed: "
                 f"{_allowed(key_path, 'unknown name')}"
             )
-        elif item["type"] == "value_error":
+        elif item["type"] == "value_error" and not key_path:  # a rule between several fields
             lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "value_error":  # one field's own rule: its message is what's allowed
+            lines.append(
+                f"  {key} = {item.get('input')!r} (from {source}) is not valid; "
+                f"allowed: {item['msg'].removeprefix('Value error, ')}"
+            )
         else:
             lines.append(
                 f"  {key} = {item.get('input')!r} (from {source}) is not valid; "

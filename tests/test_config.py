@@ -126,3 +126,69 @@ def test_config_py_imports_from_root_and_changes_reach_config_show(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fisuras", "config", "show", "--set",
                           "batch_size=0"], cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode != 0 and "batch_size = 0" in bad.stderr
+
+
+# --- run files in the encodings Windows tools write (issue 14) -------------------------------
+
+RUN_TEXT = "batch_size: 16\nrun_name: grietas-año\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be-bom"])
+def test_run_file_in_utf8_with_or_without_bom_and_utf16_with_bom(tmp_path, encoding):
+    # PowerShell 5's `>` writes UTF-16 LE with a BOM; Notepad may add a UTF-8 BOM.
+    data = (b"\xfe\xff" + RUN_TEXT.encode("utf-16-be") if encoding == "utf-16-be-bom"
+            else RUN_TEXT.encode(encoding))
+    run = tmp_path / "run.yaml"
+    run.write_bytes(data)
+    settings = load_settings(run_file=run)
+    assert (settings.batch_size, settings.run_name) == (16, "grietas-año")
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (RUN_TEXT.encode("latin-1"), r"not valid UTF-8 text \(byte 0xf1 at position 34\)"),
+    (RUN_TEXT.encode("utf-16-le"), "looks like UTF-16 text without a byte-order mark"),
+    (RUN_TEXT.encode("utf-32"), "is UTF-32 text"),
+], ids=["latin-1", "utf-16-without-bom", "utf-32"])
+def test_run_file_in_another_encoding_names_file_and_problem(tmp_path, data, problem):
+    run = tmp_path / "run.yaml"
+    run.write_bytes(data)
+    with pytest.raises(SettingsError, match=rf"run\.yaml: .*{problem}.*save it as UTF-8"):
+        load_settings(run_file=run)
+
+
+def test_cli_reports_a_latin1_run_file_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from fisuras.cli import main
+
+    run = tmp_path / "run.yaml"
+    run.write_bytes(RUN_TEXT.encode("latin-1"))
+    result = CliRunner().invoke(main, ["config", "show", "--config", str(run)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "run.yaml: is not valid UTF-8 text" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- run names stay inside runs_dir (issue 14) ---------------------------------------------
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "a\\b", ".", "..", ".hidden", "C:x",
+                                  "ends.", "ends ", "", "x" * 101])
+def test_run_name_must_be_one_folder_name(name):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(overrides={"run_name": name})
+    message = str(caught.value)
+    assert f"run_name = {name!r} (from command line) is not valid" in message
+    assert "allowed: one folder name" in message and "no / or \\" in message
+
+
+@pytest.mark.parametrize("name", ["cfd-unet-v2", "20240101-101010", "demo-detect",
+                                  "grietas año 2", "lr=1e-4,b=8", "v1.2"])
+def test_ordinary_run_names_are_accepted(name):
+    assert load_settings(overrides={"run_name": name}).run_name == name
+
+
+def test_a_bad_run_name_in_a_run_file_names_the_file(tmp_path):
+    run = tmp_path / "run.yaml"
+    run.write_text("run_name: ../outside\n")
+    with pytest.raises(SettingsError, match=r"run_name = '../outside' \(from .*run\.yaml\)"):
+        load_settings(run_file=run)
