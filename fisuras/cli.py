@@ -33,15 +33,31 @@ def settings_options(func):
                         help="YAML run file (keys as in `fisuras config show`).")(func)
     func = click.option("--knobs", "knob_file", type=click.Path(dir_okay=False),
                         default=None,
-                        help=f"The seed's knob file (default: ./{KNOB_FILE} if present).")(func)
+                        help=f"The seed's knob file (default: ./{KNOB_FILE} when run from the "
+                             "project root; elsewhere only when given).")(func)
     return func
+
+
+def is_project_root(folder: Path) -> bool:
+    """The seed repository's root: ``config.py`` next to ``scripts/utils/configurar_gpu.py``."""
+    return (folder / KNOB_FILE).is_file() and \
+        (folder / "scripts" / "utils" / "configurar_gpu.py").is_file()
 
 
 def resolve_settings(knob_file: str | None, run_file: str | None, set_values: tuple[str, ...],
                      **flags: Any) -> Settings:
-    """Defaults < knob file < run file < --set < explicit flags; errors exit with the message."""
+    """Defaults < knob file < run file < --set < explicit flags; errors exit with the message.
+
+    Without ``--knobs``, ``./config.py`` is read only in the project root (``is_project_root``):
+    the file is executed, and a ``config.py`` in a dataset folder is not the user's knob file.
+    """
     if knob_file is None and Path(KNOB_FILE).is_file():
-        knob_file = KNOB_FILE
+        if is_project_root(Path.cwd()):
+            knob_file = KNOB_FILE
+        else:  # any folder's config.py (a downloaded dataset's...) would run as Python
+            click.echo(f"note: ./{KNOB_FILE} was not read: this folder is not the fisuras "
+                       f"project root (no scripts/utils/configurar_gpu.py beside it); "
+                       f"--knobs {KNOB_FILE} reads it.", err=True)
     overrides = {**_parse_set(set_values), **{k: v for k, v in flags.items() if v is not None}}
     try:
         return load_settings(knob_file, run_file, overrides)

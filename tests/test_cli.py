@@ -52,3 +52,49 @@ def test_config_show_says_what_a_segmentation_epoch_is():
     old = show("--set", "crops_per_photo_segment=one", "--set", "min_steps_per_epoch_segment=0",
                "--set", "scale_jitter_segment=[1, 1]").output
     assert old.rstrip().endswith("one random 256 px crop of every training photo")
+
+
+# --- ./config.py is read only in the project root (issue 14) -------------------------------
+
+def _plant_knob_file(folder, marker):
+    """A config.py that leaves a marker file when executed, and asks for batch 40."""
+    (folder / "config.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nBATCH_SIZE = 40\n")
+
+
+def test_a_config_py_outside_the_project_root_is_not_executed(tmp_path, monkeypatch):
+    marker = tmp_path / "executed"
+    _plant_knob_file(tmp_path, marker)  # e.g. a downloaded dataset folder
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fisuras.hardware.configure", lambda *args, **kwargs: None)
+    shown = CliRunner().invoke(main, ["config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "batch_size: 64" in shown.stdout and not marker.exists()
+    assert shown.stderr.count("\n") == 1
+    assert "./config.py was not read" in shown.stderr and "--knobs config.py" in shown.stderr
+    # the same rule for every command: predict never runs it either
+    predicted = CliRunner().invoke(main, ["predict", "photo.jpg"])
+    assert predicted.exit_code == 2 and "give --model" in predicted.output
+    assert "./config.py was not read" in predicted.stderr and not marker.exists()
+    # given explicitly, it is read (and so executed)
+    knobs = CliRunner().invoke(main, ["config", "show", "--knobs", "config.py"])
+    assert "batch_size: 40" in knobs.stdout and marker.exists()
+    assert "not read" not in knobs.stderr
+
+
+def test_the_project_root_config_py_is_read_without_knobs(tmp_path, monkeypatch):
+    marker = tmp_path / "executed"
+    _plant_knob_file(tmp_path, marker)
+    (tmp_path / "scripts" / "utils").mkdir(parents=True)
+    (tmp_path / "scripts" / "utils" / "configurar_gpu.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    shown = CliRunner().invoke(main, ["config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "batch_size: 40" in shown.stdout and marker.exists() and shown.stderr == ""
+
+
+def test_the_repository_root_is_a_project_root():
+    from fisuras.cli import is_project_root
+    from tests.conftest import REPO_ROOT
+
+    assert is_project_root(REPO_ROOT) and not is_project_root(REPO_ROOT / "fisuras")

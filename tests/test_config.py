@@ -113,9 +113,11 @@ def test_config_py_imports_from_root_and_changes_reach_config_show(tmp_path):
     printed = subprocess.run([sys.executable, "-c", "import config; print(config.BATCH_SIZE)"],
                              cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert printed.stdout.strip() == "64"
-    # A user's edited knob file, in a folder of its own, reaches `fisuras config show`.
+    # A user's edited knob file, in a copy of the project root, reaches `fisuras config show`.
     (tmp_path / "config.py").write_text(
         (REPO_ROOT / "config.py").read_text().replace("BATCH_SIZE = 64", "BATCH_SIZE = 40"))
+    (tmp_path / "scripts" / "utils").mkdir(parents=True)
+    (tmp_path / "scripts" / "utils" / "configurar_gpu.py").write_text("")
     shown = subprocess.run([sys.executable, "-m", "fisuras", "config", "show"], cwd=tmp_path,
                            capture_output=True, text=True, check=True)
     assert "batch_size: 40" in shown.stdout
