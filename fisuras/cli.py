@@ -440,6 +440,10 @@ def predict(inputs, model_path, detector, segmenter, out_dir, tile_overlap, batc
         max_width_mm=max_width_mm, progress=True))
     click.echo(f"{report.n_ok} image(s) done, {report.n_failed} skipped; "
                f"report: {report.csv_path} and {report.json_path}")
+    if report.n_ok == 0:  # nothing to show for the run: scripts and CI must see a failure
+        first = next(row["error"] for row in report.rows if row["status"] != "ok")
+        raise click.ClickException(f"no image could be predicted: all {report.n_failed} "
+                                   f"input(s) failed (first: {first})")
 
 
 @main.command()

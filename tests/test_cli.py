@@ -98,3 +98,27 @@ def test_the_repository_root_is_a_project_root():
     from tests.conftest import REPO_ROOT
 
     assert is_project_root(REPO_ROOT) and not is_project_root(REPO_ROOT / "fisuras")
+
+
+# --- predict's exit code (issue 14) -----------------------------------------------------------
+
+def test_predict_fails_when_no_input_could_be_predicted(tmp_path, monkeypatch):
+    from tests.infer.conftest import bright_photo, dark_segmenter, save_run, write_photo
+
+    monkeypatch.setattr("fisuras.hardware.configure", lambda *args, **kwargs: None)
+    run = save_run(tmp_path / "run", dark_segmenter(32), "segment", 32)
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    out = str(tmp_path / "out")
+    args = ["predict", "--model", str(run), "--out", out]
+
+    failed = CliRunner().invoke(main, [*args, str(tmp_path / "notes.jpg"), "absent.jpg"])
+    assert failed.exit_code == 1, failed.output
+    assert "0 image(s) done, 2 skipped" in failed.output
+    assert "no image could be predicted: all 2 input(s) failed" in failed.output
+    assert "notes.jpg: cannot read image" in failed.output  # says why, naming the file
+
+    photo = write_photo(tmp_path / "photo.png", bright_photo(32, 32))
+    partial = CliRunner().invoke(main, [*args, str(photo), "absent.jpg"])
+    assert partial.exit_code == 0, partial.output
+    assert "1 image(s) done, 1 skipped" in partial.output
+    assert "no image could be predicted" not in partial.output

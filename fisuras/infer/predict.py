@@ -19,7 +19,9 @@ is interrupted (then ``"complete": false``).
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,13 +127,13 @@ def predict_paths(
 
     photos, problems = expand_inputs(list(inputs))
     rows = [_error_row(text, reason) for text, reason in problems]
-    bar = _progress_bar(len(photos)) if progress and photos else None
+    bar = _progress(len(photos)) if progress and photos else None
     complete = False
     try:
         for photo, name in zip(photos, unique_names(p.stem for p in photos), strict=True):
             rows.append(predict_photo(photo, name, out_dir, models))
             if bar is not None:
-                bar.add(1)
+                bar(rows[-1])
         complete = True
     finally:
         csv_path = write_csv(inside(out_dir, "report.csv"), rows, CSV_COLUMNS)
@@ -272,7 +274,25 @@ def _settings(models: _Models) -> dict:
     }
 
 
-def _progress_bar(total: int):
-    import keras
+def _progress(total: int) -> Callable[[dict], None]:
+    """A per-photo progress callback: Keras's bar on a terminal, plain lines anywhere else.
 
-    return keras.utils.Progbar(total, unit_name="image")
+    Keras's bar redraws itself with carriage returns (on POSIX even when stdout is a file), which
+    turns a log or CI output into one unreadable line; there, each photo gets its own line.
+    """
+    stream = sys.stdout
+    if stream.isatty():
+        import keras
+
+        bar = keras.utils.Progbar(total, unit_name="image")
+        return lambda row: bar.add(1)
+    done = 0
+
+    def line(row: dict) -> None:
+        nonlocal done
+        done += 1
+        outcome = (f"{row['input']} ({row['seconds']:.1f} s)" if row["status"] == "ok"
+                   else f"skipped, {row['error']}")  # the error names the file
+        print(f"predict {done}/{total}: {outcome}", file=stream, flush=True)
+
+    return line

@@ -178,3 +178,18 @@ def test_models_of_the_wrong_task_are_refused(tmp_path, models):
         predict_paths([str(tmp_path)], detector=None, segmenter=models["dark_segmenter"],
                       out_dir=tmp_path / "out", tile_overlap=1.0)  # fmt: skip
     assert not (tmp_path / "out").exists()  # refused before writing anything
+
+
+def test_progress_in_a_log_is_one_plain_line_per_photo(tmp_path, models, capsys):
+    # issue 14: Keras's bar redraws with carriage returns, one unreadable line in a log file
+    photos = [write_photo(tmp_path / f"p{i}.png", bright_photo(64, 64)) for i in range(2)]
+    bad = bad_inputs(tmp_path / "bad")[0]
+    predict_paths([str(photos[0]), str(bad), str(photos[1])], detector=None,
+                  segmenter=models["dark_segmenter"], out_dir=tmp_path / "out")  # fmt: skip
+    printed = capsys.readouterr().out  # captured: not a terminal
+    assert "\r" not in printed and "\b" not in printed
+    lines = printed.splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"predict {i}/3: ") for i, line in
+                                   enumerate(lines, 1))  # fmt: skip
+    assert str(photos[0]) in lines[0] and lines[0].endswith(" s)")
+    assert "skipped" in lines[1] and "notes.jpg" in lines[1]
