@@ -269,8 +269,7 @@ def data_inspect(path, task, out_png) -> None:
 
     out_png = out_png or f"{Path(path).resolve().name}_samples.png"
     report = _run_library(lambda: inspect_dataset(read_dataset(path, task=task), out_png))
-    click.echo(report.to_text())
-    click.echo(f"sample grid: {out_png}")
+    click.echo(report.to_text())  # ends with the sample grid's path
 
 
 @data.command("check")

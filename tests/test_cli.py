@@ -122,3 +122,17 @@ def test_predict_fails_when_no_input_could_be_predicted(tmp_path, monkeypatch):
     assert partial.exit_code == 0, partial.output
     assert "1 image(s) done, 1 skipped" in partial.output
     assert "no image could be predicted" not in partial.output
+
+
+def test_data_inspect_lists_undecodable_files_and_goes_on(shared_data, tmp_path):
+    import shutil
+
+    root = shutil.copytree(shared_data / "seg_deepcrack", tmp_path / "seg_deepcrack")
+    photo = sorted((root / "images").iterdir())[0]
+    photo.write_bytes(b"not a photo")
+    result = CliRunner().invoke(main, ["data", "inspect", str(root),
+                                       "--out", str(tmp_path / "grid.png")])
+    assert result.exit_code == 0, result.output
+    assert f"not_image       images/{photo.name}: content is not an image" in result.output
+    assert "seg_deepcrack: segment, 30 images" in result.output
+    assert result.output.count("sample grid:") == 1 and (tmp_path / "grid.png").is_file()

@@ -6,6 +6,9 @@
 
 Unusual modes (grayscale, RGBA, CMYK, palette, 16-bit) are *not* problems: the pipeline converts
 them to 8-bit RGB (as TensorFlow's decoder does); they are listed as ``"converted"`` notes.
+Photos with an EXIF orientation other than 1 get an ``"exif_rotated"`` note (training reads
+pixels as stored, ``predict`` turns them upright), and masks with values other than 0 and 255 a
+``"mask_values"`` note (they are read by a threshold). Notes never stop training.
 
 Duplicates: files with the same bytes or the same decoded pixels form one group. The first file
 (by path) is kept; the others are ``"duplicate"`` problems. If a group's files carry different
@@ -25,14 +28,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fisuras.data.dataset import PROBLEM_KINDS, DatasetDescription, Problem
-from fisuras.data.images import to_uint8_array, unusual_mode
+from fisuras.data.images import binarize_mask, to_uint8_array, unusual_mode
 from fisuras.files import atomic_write_text
 
 # Container formats TensorFlow's decode_image reads (MPO = the JPEG phones write).
 DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF"})
+EXIF_ORIENTATION = 0x0112
+# How a photo with EXIF orientation N is stored, relative to upright (EXIF 2.3, tag 274).
+STORED_TURNED = {
+    2: "mirrored left-right", 3: "upside down (turned 180°)", 4: "mirrored top-bottom",
+    5: "turned a quarter and mirrored", 6: "turned a quarter (upright after 90° clockwise)",
+    7: "turned a quarter and mirrored", 8: "turned a quarter (upright after 90° anticlockwise)",
+}
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 
 class DataProblemsError(ValueError):
@@ -74,6 +86,15 @@ class CheckReport:
                  f"{n_block:,} blocking problem(s), {len(self.problems) - n_block:,} note(s)."]
         for kind, count in self.counts.items():
             lines.append(f"  {kind:<15}{count:>7,}  {PROBLEM_KINDS[kind]}")
+        lines += self.problem_lines(max_per_kind)
+        if not self.ok:
+            lines.append("Training stops on these problems. Fix or remove the files, or pass "
+                         "--skip-bad to leave them out (the report is saved in the run folder).")
+        return "\n".join(lines)
+
+    def problem_lines(self, max_per_kind: int = 20) -> list[str]:
+        """One line per problem, ``kind  file: what is wrong`` (a few per kind)."""
+        lines = []
         for kind in self.counts:
             of_kind = [p for p in self.problems if p.kind == kind]
             for p in of_kind[:max_per_kind]:
@@ -81,10 +102,19 @@ class CheckReport:
             if len(of_kind) > max_per_kind:
                 lines.append(f"{kind:<15} ... and {len(of_kind) - max_per_kind:,} more "
                              "(all are listed in the JSON report)")
-        if not self.ok:
-            lines.append("Training stops on these problems. Fix or remove the files, or pass "
-                         "--skip-bad to leave them out (the report is saved in the run folder).")
-        return "\n".join(lines)
+        return lines
+
+    @property
+    def left_out(self) -> list[str]:
+        """The files ``apply_check(skip_bad=True)`` leaves out: each with a blocking problem."""
+        return list(dict.fromkeys(p.path for p in self.blocking if p.kind != "empty_folder"))
+
+    def skipped_line(self, report_path: str | Path) -> str | None:
+        """The console line for a ``--skip-bad`` run that left files out (None when none)."""
+        if not self.left_out:
+            return None
+        return (f"left out {len(self.left_out):,} bad file(s) (--skip-bad); list in "
+                f"{report_path}")
 
     def _short(self, path: str) -> str:
         try:
@@ -114,14 +144,18 @@ class FileScan:
     pixel_hash: str | None = None
     problem: Problem | None = None
     note: Problem | None = None
+    orientation: int = 1  # EXIF orientation; 1 = stored upright
 
 
 def scan_file(path: str, *, want_hashes: bool = True,
-              second_decoder: Callable[[bytes], object] | None = None) -> FileScan:
+              second_decoder: Callable[[bytes], object] | None = None,
+              is_mask: bool = False) -> FileScan:
     """Decode one file fully with Pillow; report why it cannot be used, if so.
 
     ``second_decoder`` (e.g. TensorFlow's) is tried too: a few corrupt JPEGs that Pillow
     decodes with a warning make TensorFlow fail, which would stop training mid-epoch.
+    An image's note says what is unusual about it (mode, EXIF orientation); a mask's
+    (``is_mask``) says when it holds values other than 0 and 255.
     """
     try:
         data = Path(path).read_bytes()
@@ -131,8 +165,9 @@ def scan_file(path: str, *, want_hashes: bool = True,
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # full decode: raises on truncated data
             fmt, mode = image.format, unusual_mode(image)
-            pixels = to_uint8_array(image) if want_hashes else None
+            pixels = to_uint8_array(image) if want_hashes or is_mask else None
             size = (image.height, image.width)
+            orientation = _orientation(image)
     except UnidentifiedImageError:
         return FileScan(path, problem=Problem(path, "not_image", "content is not an image"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
@@ -147,13 +182,52 @@ def scan_file(path: str, *, want_hashes: bool = True,
         except Exception as error:  # noqa: BLE001 - any decoder failure means "unreadable"
             return FileScan(path, problem=Problem(
                 path, "unreadable", f"TensorFlow cannot decode it: {_clean_error(error)}"))
-    note = Problem(path, "converted", f"{mode} -> RGB") if mode else None
+    if is_mask:  # grayscale or palette is a mask's normal form: no "converted" note
+        note = _mask_values_note(path, pixels)
+    elif orientation != 1:
+        note = Problem(path, "exif_rotated", _exif_detail(orientation)
+                       + (f"; also {mode} -> RGB" if mode else ""))
+    else:
+        note = Problem(path, "converted", f"{mode} -> RGB") if mode else None
     if not want_hashes:
-        return FileScan(path, size, note=note)
+        return FileScan(path, size, note=note, orientation=orientation)
     pixel_hash = hashlib.blake2b(str(pixels.shape).encode() + pixels.tobytes(),
                                  digest_size=16).hexdigest()
     byte_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return FileScan(path, size, byte_hash, pixel_hash, note=note)
+    return FileScan(path, size, byte_hash, pixel_hash, note=note, orientation=orientation)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1..8), 1 when absent or unreadable."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not make the photo "bad"
+        return 1
+    return value if isinstance(value, int) and value in STORED_TURNED else 1
+
+
+def _exif_detail(orientation: int) -> str:
+    return (f"EXIF orientation {orientation}: stored {STORED_TURNED[orientation]}; training "
+            "and evaluate read the pixels as stored, while predict turns the photo upright. "
+            "Save it upright (pixels turned, orientation 1) so that both see the same")
+
+
+def _mask_values_note(path: str, pixels: np.ndarray) -> Problem | None:
+    """A note when a mask is not two-valued 0/255 (0/1 masks are a convention, not a note)."""
+    brightest = pixels.max(axis=-1) if pixels.ndim == 3 else pixels
+    if brightest.size == 0 or brightest.max() <= 1:
+        return None
+    other = (brightest != 0) & (brightest != 255)
+    n_other = int(np.count_nonzero(other))
+    if not n_other:
+        return None
+    values = np.unique(brightest[other])
+    crack = int(np.count_nonzero(binarize_mask(pixels) & other))
+    return Problem(path, "mask_values",
+                   f"{n_other:,} pixel(s) ({n_other / brightest.size:.1%}) hold "
+                   f"{len(values)} value(s) other than 0 and 255 ({values[0]}..{values[-1]}); "
+                   f"read with the threshold value > 127 = crack, which makes {crack:,} of "
+                   "them crack")
 
 
 def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
@@ -181,21 +255,27 @@ def check_dataset(desc: DatasetDescription, *, find_duplicates: bool = True,
         image_scans = list(pool.map(lambda p: scan_file(
             p, want_hashes=find_duplicates, second_decoder=decoder), images))
         mask_scans = {s.path: s for s in pool.map(lambda p: scan_file(
-            p, want_hashes=False, second_decoder=decoder), masks)}
+            p, want_hashes=False, second_decoder=decoder, is_mask=True), masks)}
     by_image = {scan.path: scan for scan in image_scans}
 
     problems = list(desc.problems)
     for scan in image_scans:
         problems += [p for p in (scan.problem, scan.note) if p is not None]
-    # Masks: single-channel or palette is their normal form, so no "converted" notes.
-    problems += [scan.problem for scan in mask_scans.values() if scan.problem is not None]
+    for scan in mask_scans.values():
+        problems += [p for p in (scan.problem, scan.note) if p is not None]
     for sample in desc.samples:
         mask_scan = mask_scans.get(sample.mask) if sample.mask else None
-        image_size = by_image[sample.image].size
+        image_scan = by_image[sample.image]
+        image_size = image_scan.size
         if mask_scan and mask_scan.size and image_size and mask_scan.size != image_size:
-            problems.append(Problem(sample.mask, "size_mismatch",
-                                    f"mask {_hw(mask_scan.size)} but image "
-                                    f"{Path(sample.image).name} is {_hw(image_size)}"))
+            detail = f"mask {_hw(mask_scan.size)} but image {Path(sample.image).name} is " \
+                     f"{_hw(image_size)}"
+            if image_scan.orientation in QUARTER_TURNS and mask_scan.size == image_size[::-1]:
+                detail += (f" as stored; its EXIF orientation {image_scan.orientation} turns it "
+                           f"to {_hw(mask_scan.size)} upright, the mask's size: the mask was "
+                           "drawn on the upright photo, but training reads pixels as stored. "
+                           "Save the photo upright (pixels turned, orientation 1)")
+            problems.append(Problem(sample.mask, "size_mismatch", detail))
     keys: dict[str, str] = {}
     if find_duplicates:
         labels = {s.image: s.label for s in desc.samples}

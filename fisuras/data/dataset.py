@@ -59,7 +59,7 @@ class Sample:
 class Problem:
     """One thing wrong (or worth noting) about one file or folder.
 
-    ``kind`` is one of :data:`PROBLEM_KINDS`; only ``"converted"`` is a harmless note.
+    ``kind`` is one of :data:`PROBLEM_KINDS`; the :data:`NOTE_KINDS` are notes, the rest block.
     """
 
     path: str
@@ -81,9 +81,15 @@ PROBLEM_KINDS: dict[str, str] = {
     "size_mismatch": "mask size differs from its image",
     "duplicate": "exact duplicate of another file (same bytes or same pixels)",
     "label_conflict": "identical images carry different labels",
+    "broken_link": "symbolic link to nothing, or into a loop of links (nothing to read)",
     "converted": "unusual image mode, converted to RGB on loading (note only)",
+    "exif_rotated": "photo stored turned, upright only by its EXIF orientation (note only)",
+    "mask_values": "mask holds values other than 0 and 255, read by a threshold (note only)",
+    "link_loop": "link to a folder already read, not followed again (note only)",
 }
-BLOCKING_KINDS = frozenset(PROBLEM_KINDS) - {"converted"}
+# Kinds that do not stop training: the file is used (or, for link_loop, already read).
+NOTE_KINDS = frozenset({"converted", "exif_rotated", "mask_values", "link_loop"})
+BLOCKING_KINDS = frozenset(PROBLEM_KINDS) - NOTE_KINDS
 
 
 @dataclass

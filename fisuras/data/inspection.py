@@ -1,7 +1,8 @@
 """``fisuras data inspect PATH``: what is in a dataset, in numbers and in one picture.
 
 Counts per class and surface, class imbalance, image sizes, crack-pixel share (segmentation),
-the problems the check finds, and a PNG grid of random samples per class (masks overlaid in red).
+the problems the check finds (each file and what is wrong with it; a bad file never stops the
+inspection), and a PNG grid of random samples per class (masks overlaid in red).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fisuras.data.check import check_dataset
-from fisuras.data.dataset import CLASS_NAMES, DatasetDescription
+from fisuras.data.check import CheckReport, check_dataset, scan_file
+from fisuras.data.dataset import CLASS_NAMES, DatasetDescription, Problem
 from fisuras.data.images import image_size, read_mask, read_rgb
 from fisuras.data.readers import read_dataset
 from fisuras.files import atomic_write
@@ -39,6 +40,7 @@ class InspectReport:
     size_max: tuple[int, int]
     problem_counts: dict[str, int] = field(default_factory=dict)
     problems_text: str = ""
+    problem_lines: list[str] = field(default_factory=list)  # "kind  file: what is wrong"
     crack_fraction: dict[str, float] = field(default_factory=dict)  # min / median / max
     grid_png: str | None = None
 
@@ -56,7 +58,8 @@ class InspectReport:
             lines.append("  groups: " + ", ".join(f"{k} {v:,}" for k, v in
                                                  self.group_counts.items()))
         lines.append(f"  image size (HxW): min {_hw(self.size_min)}, median "
-                     f"{_hw(self.size_median)}, max {_hw(self.size_max)}")
+                     f"{_hw(self.size_median)}, max {_hw(self.size_max)}"
+                     if self.size_max != (0, 0) else "  image size: no readable image")
         if self.crack_fraction:
             cf = self.crack_fraction
             lines.append(f"  crack pixels per image: min {cf['min']:.2%}, median "
@@ -64,6 +67,7 @@ class InspectReport:
         if self.problem_counts:
             lines.append("  problems: " + ", ".join(f"{k} {v:,}" for k, v in
                                                    self.problem_counts.items()))
+            lines += [f"    {line}" for line in self.problem_lines]
         elif self.problems_text:
             lines.append("  problems: none")
         if self.grid_png:
@@ -92,10 +96,13 @@ def inspect_dataset(path_or_desc: str | Path | DatasetDescription, out_png: str 
     """
     desc = path_or_desc if isinstance(path_or_desc, DatasetDescription) \
         else read_dataset(path_or_desc)
-    report = check_dataset(desc) if check else None
-    sizes = report.image_sizes if report else {}
-    heights, widths = zip(*[sizes.get(s.image) or image_size(s.image) for s in desc.samples],
-                          strict=True)
+    report = check_dataset(desc) if check else _read_headers(desc)
+    # Bad files are listed in the report; the numbers are about the files that can be read.
+    heights, widths = [], []
+    for s in desc.samples:
+        if s.image in report.image_sizes:
+            heights.append(report.image_sizes[s.image][0])
+            widths.append(report.image_sizes[s.image][1])
     classes = Counter(s.label for s in desc.samples)
     class_counts = {CLASS_NAMES[c]: classes[c] for c in (0, 1)}
     surfaces: dict[str, Counter] = {}
@@ -106,22 +113,54 @@ def inspect_dataset(path_or_desc: str | Path | DatasetDescription, out_png: str 
     low, high = min(class_counts.values()), max(class_counts.values())
     crack_fraction = {}
     if desc.task == "segment" and all(s.mask for s in desc.samples):
-        shares = [float(read_mask(s.mask).mean()) for s in desc.samples]
-        crack_fraction = {"min": min(shares), "median": float(np.median(shares)),
-                          "max": max(shares)}
+        shares = _crack_shares(desc, report)
+        if shares:
+            crack_fraction = {"min": min(shares), "median": float(np.median(shares)),
+                              "max": max(shares)}
     result = InspectReport(
         root=desc.root, task=desc.task, n_images=len(desc.samples), class_counts=class_counts,
         surface_counts=surface_counts, group_counts=dict(Counter(s.group for s in desc.samples)),
         imbalance=high / low if low else float("inf"),
-        size_min=(min(heights), min(widths)),
-        size_median=(int(np.median(heights)), int(np.median(widths))),
-        size_max=(max(heights), max(widths)),
-        problem_counts=report.counts if report else dict(Counter(p.kind for p in desc.problems)),
-        problems_text=report.to_text() if report else "", crack_fraction=crack_fraction)
+        size_min=(min(heights, default=0), min(widths, default=0)),
+        size_median=(int(np.median(heights)), int(np.median(widths))) if heights else (0, 0),
+        size_max=(max(heights, default=0), max(widths, default=0)),
+        problem_counts=report.counts, problems_text=report.to_text() if check else "",
+        problem_lines=report.problem_lines(), crack_fraction=crack_fraction)
     if out_png:
         result.grid_png = str(draw_sample_grid(desc, out_png, n_per_class=n_per_class,
                                                seed=seed))
     return result
+
+
+def _read_headers(desc: DatasetDescription) -> CheckReport:
+    """The quick look (``check=False``): image sizes from the headers; a file whose header
+    cannot be read gets the check's own verdict (``scan_file``), and the inspection goes on."""
+    problems = list(desc.problems)
+    sizes: dict[str, tuple[int, int]] = {}
+    for sample in desc.samples:
+        try:
+            sizes[sample.image] = image_size(sample.image)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            problems.append(scan_file(sample.image, want_hashes=False).problem
+                            or Problem(sample.image, "unreadable", "header cannot be read"))
+    return CheckReport(root=desc.root, n_files=len(desc.samples), problems=problems,
+                       image_sizes=sizes)
+
+
+def _crack_shares(desc: DatasetDescription, report: CheckReport) -> list[float]:
+    """Crack-pixel share of each readable mask; an unreadable one is added to ``report``."""
+    bad = {p.path for p in report.blocking}
+    shares = []
+    for sample in desc.samples:
+        if sample.mask in bad or sample.image in bad:
+            continue
+        try:
+            shares.append(float(read_mask(sample.mask).mean()))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            report.problems.append(
+                scan_file(sample.mask, want_hashes=False, is_mask=True).problem
+                or Problem(sample.mask, "unreadable", "mask cannot be decoded"))
+    return shares
 
 
 def draw_sample_grid(desc: DatasetDescription, out_png: str | Path, *, n_per_class: int = 8,
@@ -132,7 +171,7 @@ def draw_sample_grid(desc: DatasetDescription, out_png: str | Path, *, n_per_cla
 
     rng = np.random.default_rng(seed)
     rows = []
-    for label in (1, 0):
+    for label in (1, 0, None):  # None: the mask is unreadable (listed among the problems)
         members = [s for s in desc.samples if s.label == label]
         if members:
             picked = rng.choice(len(members), min(n_per_class, len(members)), replace=False)
@@ -148,7 +187,8 @@ def draw_sample_grid(desc: DatasetDescription, out_png: str | Path, *, n_per_cla
             axes.imshow(_thumbnail(sample))
             axes.set_title(sample.surface or sample.group, fontsize=7)
             if c == 0:
-                axes.set_ylabel(CLASS_NAMES[label], fontsize=9)
+                axes.set_ylabel("unknown" if label is None else CLASS_NAMES[label],
+                                fontsize=9)
     figure.suptitle(f"{Path(desc.root).name}: {desc.task}, {len(desc.samples):,} images",
                     fontsize=9)
     figure.tight_layout()

@@ -18,6 +18,8 @@ structural problems they see (non-image files, empty folders, unpaired images an
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -107,10 +109,74 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored(p))
 
 
-def _files_under(folder: Path) -> list[Path]:
-    """Every regular file below ``folder`` (recursively), sorted, without hidden files or litter."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not any(is_ignored(Path(part)) for part in p.relative_to(folder).parts))
+def _files_under(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """Every file below ``folder`` (recursively, through folder links), sorted, without hidden
+    files or litter; and a problem for each link that leads nowhere or in a circle.
+
+    Links to folders are followed once the folder's own tree is read, so a link into that tree
+    (or above it) is a ``link_loop`` note, not a second copy of its files.
+    """
+    top = folder.resolve()
+    files: list[Path] = []
+    problems: list[Problem] = []
+    folder_links: list[Path] = []
+    seen: set[Path] = set()  # real paths of the folders read
+
+    def walk(start: Path) -> None:
+        pending = [start]
+        while pending:
+            current = pending.pop()
+            real = current.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                entries = sorted(current.iterdir())
+            except OSError as error:
+                problems.append(Problem(str(current), "unreadable",
+                                        f"cannot list the folder: {error}"))
+                continue
+            for entry in entries:
+                if is_ignored(entry):
+                    continue
+                if entry.is_symlink() and not entry.exists():
+                    problems.append(Problem(str(entry), "broken_link", _broken_link(entry)))
+                elif entry.is_symlink() and entry.is_dir():
+                    folder_links.append(entry)
+                elif entry.is_dir():
+                    pending.append(entry)
+                elif entry.is_file():  # a link to a file reads as the file
+                    files.append(entry)
+
+    walk(folder)
+    while folder_links:
+        link = folder_links.pop(0)
+        real = link.resolve()
+        if real == top or real in top.parents:
+            problems.append(Problem(str(link), "link_loop", f"leads back to {real}, which holds "
+                                    "this folder; not followed"))
+        elif real in seen:
+            problems.append(Problem(str(link), "link_loop",
+                                    f"leads to {real}, already read; not followed"))
+        else:
+            walk(link)
+    return sorted(files), problems
+
+
+def _broken_link(link: Path) -> str:
+    """Why a symbolic link gives nothing: its target is missing, or links lead in a circle."""
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    try:
+        link.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return f"symbolic link loop (-> {target}); nothing to read"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"symbolic link loop (-> {target}); nothing to read"
+    return f"dangling symbolic link: its target {target} does not exist"
 
 
 def _find_child(folder: Path, names: Iterable[str]) -> Path | None:
@@ -136,8 +202,9 @@ def _class_of(folder_name: str) -> int | None:
 
 def _read_class_folder(folder: Path, label: int, surface: str | None,
                        group: str) -> tuple[list[Sample], list[Problem]]:
-    samples, problems = [], []
-    for file in _files_under(folder):
+    samples: list[Sample] = []
+    files, problems = _files_under(folder)
+    for file in files:
         if has_image_suffix(file):
             samples.append(Sample(str(file), label, surface, None, group))
         else:
@@ -246,16 +313,18 @@ def _pair_key(folder: Path, file: Path) -> str:
 
 def _read_seg_set(images_dir: Path, masks_dir: Path, group: str
                   ) -> tuple[list[Sample], list[Problem]]:
-    problems: list[Problem] = []
+    image_files, problems = _files_under(images_dir)
+    mask_files, mask_problems = _files_under(masks_dir)
+    problems += mask_problems
     images: dict[str, Path] = {}
-    for file in _files_under(images_dir):
+    for file in image_files:
         if has_image_suffix(file):
             images[_pair_key(images_dir, file)] = file
         else:
             problems.append(Problem(str(file), "not_image",
                                     f"suffix {file.suffix or '(none)'!r} is not jpg/png/bmp"))
     masks: dict[str, Path] = {}
-    for file in _files_under(masks_dir):
+    for file in mask_files:
         if not has_image_suffix(file):
             problems.append(Problem(str(file), "not_image",
                                     f"mask suffix {file.suffix or '(none)'!r} is not png/jpg/bmp"))
@@ -272,8 +341,8 @@ def _read_seg_set(images_dir: Path, masks_dir: Path, group: str
                                     f"second mask for {images[key].name} (kept {masks[key].name})"))
         else:
             masks[key] = file
-    for folder in (images_dir, masks_dir):
-        if not any(has_image_suffix(p) for p in _files_under(folder)):
+    for folder, files in ((images_dir, image_files), (masks_dir, mask_files)):
+        if not any(has_image_suffix(p) for p in files):
             problems.append(Problem(str(folder), "empty_folder", "no jpg/png/bmp files inside"))
 
     paired = [(images[k], masks[k]) for k in images if k in masks]

@@ -70,8 +70,16 @@ class Manifest:
         return dict(sorted(table.items()))
 
     def summary(self) -> str:
-        """A few lines: sizes, class counts and weights per split."""
+        """A few lines: sizes, class counts and weights per split (detection); photos per split
+        (segmentation, whose loss weighs pixels: image classes and their weights don't apply)."""
         lines = [f"split seed {self.seed}, fractions {self.fractions}"]
+        if self.task == "segment":
+            for split in SPLITS:
+                # label 0 = a mask without crack pixels: worth knowing, and free to count
+                crack_free = self.class_counts(split)[0]
+                lines.append(f"  {split:<5} {len(self.splits[split]):>7,} photos"
+                             + (f"  ({crack_free:,} without crack pixels)" if crack_free else ""))
+            return "\n".join(lines)
         for split in SPLITS:
             counts = self.class_counts(split)
             lines.append(f"  {split:<5} {len(self.splits[split]):>7,} images  "

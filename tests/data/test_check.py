@@ -189,3 +189,100 @@ def test_verify_with_tensorflow(tmp_path: Path):
     (root / "Negative" / "cut.jpg").write_bytes(data[: len(data) // 2])
     report = check_dataset(read_dataset(root), verify_with_tensorflow=True)
     assert _kinds(report) == {"unreadable": {"cut.jpg"}, "converted": {"cmyk.jpg"}}
+
+
+# --- issue 14: EXIF orientation, mask values, what --skip-bad left out ----------------------
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_turned(source: Path, target: Path, orientation: int = 6) -> Path:
+    """Store ``source`` the way a phone does: pixels turned, EXIF saying how to stand it up."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as photo:
+        # orientation 6 = upright after a 90° clockwise turn, so store it 90° anticlockwise
+        stored = photo.transpose(Image.Transpose.ROTATE_90)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored.save(target, exif=exif, quality=95)
+    return target
+
+
+def test_an_exif_rotated_photo_is_named_in_a_note(tmp_path: Path):
+    root = _classes(tmp_path)
+    _save_turned(root / "Positive" / "000.jpg", root / "Positive" / "phone.jpg")
+    desc = read_dataset(root)
+    report = check_dataset(desc)
+    assert report.ok  # a note: the photo is used
+    assert _kinds(report) == {"exif_rotated": {"phone.jpg"}}
+    detail = report.problems[0].detail
+    assert detail.startswith("EXIF orientation 6: stored turned a quarter")
+    assert "training and evaluate read the pixels as stored" in detail
+    assert "predict turns the photo upright" in detail
+    assert "exif_rotated" in report.to_text() and "0 blocking problem(s), 1 note(s)" in \
+        report.to_text()
+    assert len(apply_check(desc, report, skip_bad=False).samples) == 7
+
+
+def test_a_size_mismatch_the_exif_turn_explains_says_so(shared_data: Path, tmp_path: Path):
+    # A real CFD photo (480x320) stored turned (320x480) with orientation 6; the mask was drawn
+    # on the upright photo, so it is 480x320.
+    root = tmp_path / "cfd"
+    for stem in ("001", "003"):
+        write_image(root / "images" / f"{stem}.jpg",
+                    np.asarray(Image.open(shared_data / "seg_cfd" / "images" / f"{stem}.jpg")))
+        shutil.copy(shared_data / "seg_cfd" / "masks" / f"{stem}.png", _mkdir(root / "masks"))
+    _save_turned(shared_data / "seg_cfd" / "images" / "001.jpg", root / "images" / "001.jpg")
+    report = check_dataset(read_dataset(root))
+    assert _kinds(report) == {"exif_rotated": {"001.jpg"}, "size_mismatch": {"001.png"}}
+    mismatch = next(p for p in report.problems if p.kind == "size_mismatch")
+    assert mismatch.detail.startswith("mask 480x320 but image 001.jpg is 320x480 as stored; "
+                                      "its EXIF orientation 6 turns it to 480x320 upright")
+    assert not report.ok  # still a mismatch for training, which reads pixels as stored
+
+
+def test_a_plain_size_mismatch_does_not_mention_exif(tmp_path: Path):
+    root = make_seg_set(tmp_path, n=2, size=(40, 48))
+    write_mask(root / "masks" / "001.png", stripe_mask((48, 40)))  # turned, but no EXIF
+    mismatch = next(p for p in check_dataset(read_dataset(root)).problems
+                    if p.kind == "size_mismatch")
+    assert mismatch.detail == "mask 40x48 but image 001.jpg is 48x40"
+
+
+def test_masks_with_values_other_than_0_and_255_get_a_note(shared_data: Path, tmp_path: Path):
+    root = tmp_path / "seg"
+    for stem in ("001", "003", "004"):
+        shutil.copy(shared_data / "seg_cfd" / "images" / f"{stem}.jpg", _mkdir(root / "images"))
+    masks = _mkdir(root / "masks")
+    real = np.asarray(Image.open(shared_data / "seg_cfd" / "masks" / "001.png"))
+    Image.fromarray(real).save(masks / "001.jpg", quality=75)  # JPEG noise around the cracks
+    shutil.copy(shared_data / "seg_cfd" / "masks" / "003.png", masks)  # 0/255: no note
+    write_mask(masks / "004.png", np.asarray(Image.open(shared_data / "seg_cfd" / "masks" /
+                                                        "004.png")) > 0, on=1)  # 0/1: no note
+    report = check_dataset(read_dataset(root))
+    assert report.ok
+    assert _kinds(report) == {"mask_values": {"001.jpg"}}
+    detail = report.problems[0].detail
+    n_other = int(np.count_nonzero(~np.isin(np.asarray(Image.open(masks / "001.jpg")),
+                                            (0, 255))))
+    assert detail.startswith(f"{n_other:,} pixel(s) (")
+    assert "value(s) other than 0 and 255" in detail and "> 127 = crack" in detail
+
+
+def test_skipped_line_counts_the_files_skip_bad_left_out(tmp_path: Path):
+    root = make_seg_set(tmp_path / "data", n=4)
+    write_mask(root / "masks" / "002.png", stripe_mask((30, 48)))  # size mismatch
+    (root / "images" / "003.jpg").write_bytes(b"not a jpeg")  # not an image
+    write_image(root / "images" / "lonely.jpg", seed=3)  # no mask
+    write_image(root / "images" / "gray.png", seed=4, mode="L")  # a note: used, not left out
+    write_mask(root / "masks" / "gray.png", stripe_mask())
+    desc = read_dataset(root)
+    report = check_dataset(desc)
+    kept = apply_check(desc, report, skip_bad=True)
+    assert len(kept.samples) == 3  # 000, 001, gray
+    assert report.skipped_line(tmp_path / "run" / "data_report.json") == (
+        f"left out 3 bad file(s) (--skip-bad); list in {tmp_path / 'run' / 'data_report.json'}")
+    clean = check_dataset(read_dataset(make_seg_set(tmp_path / "clean", n=2)))
+    assert clean.skipped_line("x.json") is None

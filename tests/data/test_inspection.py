@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from fisuras.data import inspect_dataset
@@ -33,4 +35,30 @@ def test_segmentation_report_on_real_sample(shared_data: Path, tmp_path: Path):
     assert report.size_median == (128, 181)
     # the README: 9.0 % crack pixels overall in this sample
     assert 0.03 < report.crack_fraction["median"] < 0.2
+    assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+def _spoil(shared_data: Path, tmp_path: Path) -> Path:
+    """A copy of the real DeepCrack sample with a non-image photo and a truncated mask."""
+    root = Path(shutil.copytree(shared_data / "seg_deepcrack", tmp_path / "seg_deepcrack"))
+    photo = sorted((root / "images").iterdir())[0]
+    photo.write_bytes(b"<html>404 Not Found</html>")
+    mask = sorted((root / "masks").iterdir())[2]
+    mask.write_bytes(mask.read_bytes()[:300])
+    return root
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_undecodable_files_are_listed_and_the_inspection_goes_on(shared_data: Path,
+                                                                  tmp_path: Path, check: bool):
+    root = _spoil(shared_data, tmp_path)
+    photo = sorted((root / "images").iterdir())[0].name
+    mask = sorted((root / "masks").iterdir())[2].name
+    report = inspect_dataset(root, str(tmp_path / "g.png"), check=check)
+    assert report.n_images == 30 and report.size_median == (128, 181)
+    assert report.problem_counts == {"unreadable": 1, "not_image": 1}
+    assert 0.03 < report.crack_fraction["median"] < 0.2  # from the 28 readable pairs
+    text = report.to_text()
+    assert f"not_image       images/{photo}: content is not an image" in text
+    assert f"unreadable      masks/{mask}: image file is truncated" in text
     assert (tmp_path / "g.png").stat().st_size > 1000

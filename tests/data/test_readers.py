@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fisuras.data import DatasetDescription, DatasetLayoutError, read_dataset
+from fisuras.data import DatasetDescription, DatasetLayoutError, check_dataset, read_dataset
 from tests.data.helpers import (
     make_class_tree,
     make_seg_set,
@@ -173,3 +173,40 @@ def test_description_json_round_trip(tmp_path: Path):
     desc = read_dataset(tmp_path)
     again = DatasetDescription.from_json(desc.to_json())
     assert again == desc
+
+
+# --- issue 14: links are followed or reported, never skipped silently ------------------------
+
+def _link_kinds(desc: DatasetDescription) -> dict[str, str]:
+    return {Path(p.path).name: f"{p.kind}: {p.detail}" for p in desc.problems}
+
+
+def test_dangling_and_looping_links_are_reported_by_name(tmp_path: Path):
+    root = make_class_tree(tmp_path / "data", {"Positive": 1, "Negative": 0}, n_per_folder=2)
+    (root / "Positive" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (root / "Negative" / "a.jpg").symlink_to("b.jpg")
+    (root / "Negative" / "b.jpg").symlink_to("a.jpg")
+    desc = read_dataset(root)
+    assert len(desc.samples) == 4
+    found = _link_kinds(desc)
+    assert found["gone.jpg"] == (f"broken_link: dangling symbolic link: its target "
+                                 f"{tmp_path / 'deleted.jpg'} does not exist")
+    assert found["a.jpg"] == "broken_link: symbolic link loop (-> b.jpg); nothing to read"
+    assert found["b.jpg"] == "broken_link: symbolic link loop (-> a.jpg); nothing to read"
+    report = check_dataset(desc)
+    assert not report.ok and report.counts == {"broken_link": 3}
+    assert "Negative/a.jpg: symbolic link loop" in report.to_text()
+
+
+def test_linked_folders_are_read_and_a_link_back_up_is_a_note(tmp_path: Path):
+    make_seg_set(tmp_path / "elsewhere", n=2, seed=300)
+    root = make_seg_set(tmp_path / "data", n=2)
+    (root / "images" / "more").symlink_to(tmp_path / "elsewhere" / "images")
+    (root / "masks" / "more").symlink_to(tmp_path / "elsewhere" / "masks")
+    (root / "images" / "up").symlink_to(root / "images")  # a loop: images/up/up/up...
+    desc = read_dataset(root)
+    assert sorted(Path(s.image).relative_to(root).as_posix() for s in desc.samples) == [
+        "images/000.jpg", "images/001.jpg", "images/more/000.jpg", "images/more/001.jpg"]
+    assert _link_kinds(desc) == {"up": f"link_loop: leads back to {root.resolve() / 'images'}, "
+                                       "which holds this folder; not followed"}
+    assert check_dataset(desc).ok  # a note: nothing is missing

@@ -111,3 +111,22 @@ def test_labels_balance_is_kept_roughly():
     for split in ("train", "val", "test"):
         share = Counter(s.label for s in manifest[split])[1] / len(manifest[split])
         assert abs(share - 0.15) < 0.05
+
+
+def test_segmentation_summary_counts_photos_not_classes(shared_data: Path):
+    desc = read_dataset(shared_data / "seg_cfd")
+    manifest = split_dataset(desc, seed=42)
+    text = manifest.summary()
+    assert "class weights" not in text and "uncracked" not in text and "cracked" not in text
+    for split in ("train", "val", "test"):
+        assert f"  {split:<5} {len(manifest[split]):>7,} photos" in text.splitlines()
+    # a mask without crack pixels is worth a word; the CFD sample has none
+    assert "without crack pixels" not in text
+    blank = Sample("/x/blank.jpg", 0, None, "/x/blank.png", "x")
+    manifest.splits["train"].append(blank)
+    assert "(1 without crack pixels)" in manifest.summary()
+
+
+def test_detection_summary_keeps_class_counts_and_weights():
+    text = split_dataset(_fake(200), seed=1).summary()
+    assert "cracked" in text and "uncracked" in text and "class weights (train)" in text
