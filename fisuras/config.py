@@ -5,7 +5,8 @@ Sources, in rising priority:
 1. the defaults below (the seed's turbo setup: batch 64, detection 8 frozen + 22 fine-tune epochs,
    segmentation 35 epochs, mixed precision, XLA and memory growth requested);
 2. the root ``config.py`` knob file, read by its seed names (``BATCH_SIZE``, ``EPOCHS_DETECCION``,
-   ``EPOCHS_SEGMENTACION``, ``GPU_CONFIG``);
+   ``EPOCHS_SEGMENTACION``, ``GPU_CONFIG``); the command line reads ``./config.py`` only in the
+   project root, or when given with ``--knobs`` (``fisuras.cli.resolve_settings``);
 3. an optional YAML run file with the field names of :class:`Settings`;
 4. command-line flags (dotted keys such as ``gpu.enable_xla``).
 

@@ -80,16 +80,25 @@ def read_dataset(path: str | Path, task: str | None = None,
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
 
-    if class_map is not None:
-        layout_task, samples, problems = "detect", *_read_mapped_classes(root, class_map)
-    elif (pair := _seg_pair_dirs(root)) is not None:
-        layout_task, samples, problems = "segment", *_read_seg_set(*pair, group=root.name)
-    elif seg_sets := [d for d in _subdirs(root) if _seg_pair_dirs(d) is not None]:
-        layout_task, samples, problems = "segment", *_read_seg_sets(root, seg_sets, task)
-    elif surfaces := _sdnet_surface_dirs(root):
-        layout_task, samples, problems = "detect", *_read_sdnet(surfaces)
-    else:
-        layout_task, samples, problems = "detect", *_read_two_classes(root)
+    # A class or set folder that is a broken link is not a folder: say so, here or in the error.
+    broken = _broken_links(root)
+    try:
+        if class_map is not None:
+            layout_task, samples, problems = "detect", *_read_mapped_classes(root, class_map)
+        elif (pair := _seg_pair_dirs(root)) is not None:
+            layout_task, samples, problems = "segment", *_read_seg_set(*pair, group=root.name)
+        elif seg_sets := [d for d in _subdirs(root) if _seg_pair_dirs(d) is not None]:
+            layout_task, samples, problems = "segment", *_read_seg_sets(root, seg_sets, task)
+        elif surfaces := _sdnet_surface_dirs(root):
+            layout_task, samples, problems = "detect", *_read_sdnet(surfaces)
+        else:
+            layout_task, samples, problems = "detect", *_read_two_classes(root)
+    except DatasetLayoutError as error:
+        if not broken:
+            raise
+        raise DatasetLayoutError(f"{error} Broken links in {root}: " + "; ".join(
+            f"{Path(p.path).name} ({p.detail})" for p in broken)) from None
+    problems = broken + problems
 
     if task == "segment" and layout_task != "segment":
         raise DatasetLayoutError(
@@ -163,6 +172,12 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Problem]]:
     return sorted(files), problems
 
 
+def _broken_links(folder: Path) -> list[Problem]:
+    """The entries of ``folder`` itself (not below it) that are links leading nowhere."""
+    return [Problem(str(p), "broken_link", _broken_link(p)) for p in sorted(folder.iterdir())
+            if p.is_symlink() and not p.exists() and not is_ignored(p)]
+
+
 def _broken_link(link: Path) -> str:
     """Why a symbolic link gives nothing: its target is missing, or links lead in a circle."""
     try:
@@ -231,6 +246,7 @@ def _read_sdnet(surfaces: list[tuple[str, Path]]) -> tuple[list[Sample], list[Pr
     problems: list[Problem] = []
     for surface, surface_dir in surfaces:
         class_dirs = _subdirs(surface_dir)
+        problems += _broken_links(surface_dir)
         unknown = [d.name for d in class_dirs if _class_of(d.name) is None]
         if unknown or not class_dirs:
             raise DatasetLayoutError(

@@ -210,3 +210,16 @@ def test_linked_folders_are_read_and_a_link_back_up_is_a_note(tmp_path: Path):
     assert _link_kinds(desc) == {"up": f"link_loop: leads back to {root.resolve() / 'images'}, "
                                        "which holds this folder; not followed"}
     assert check_dataset(desc).ok  # a note: nothing is missing
+
+
+def test_a_class_folder_that_is_a_dangling_link_is_named(tmp_path: Path):
+    root = make_class_tree(tmp_path / "sdnet", {"D/CD": 1, "D/UD": 0, "W/CW": 1}, n_per_folder=1)
+    (root / "W" / "UW").symlink_to(tmp_path / "unmounted" / "UW")
+    desc = read_dataset(root)  # W/UW is missing: reported, not silently a wall without U images
+    assert _link_kinds(desc) == {"UW": "broken_link: dangling symbolic link: its target "
+                                       f"{tmp_path / 'unmounted' / 'UW'} does not exist"}
+    two = make_class_tree(tmp_path / "two", {"Positive": 1}, n_per_folder=1)
+    (two / "Negative").symlink_to(tmp_path / "unmounted" / "Negative")
+    with pytest.raises(DatasetLayoutError, match=r"Sub-folders found: 'Positive'.*Broken links "
+                       r"in .*two: Negative \(dangling symbolic link"):
+        read_dataset(two)
