@@ -4,7 +4,7 @@ Every worker runs the same command. Before training they agree, through the chie
 
 * which run: a multi-worker run has a name (``--name``); a restarted job (after a worker died,
   or after an out-of-memory stop) finds that run unfinished and *every* worker resumes it from
-  the chief's checkpoint and backup;
+  the chief's last committed epoch;
 * the split: each worker splits the data itself (a pure function of seed and file contents);
   they compare fingerprints and stop with a clear error if the data differ between machines.
 

@@ -105,8 +105,7 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
                                      "input_sharding": describe_sharding(manifest, plan)})
     class_weight = manifest.class_weights("train") if task == "detect" else None
     engine = Engine(spec, plan, run, strategy=strategy, is_writer=is_writer, model=model,
-                    extra_callbacks=extra_callbacks, verbose=verbose, log=log,
-                    worker_dir=worker_dir)
+                    extra_callbacks=extra_callbacks, verbose=verbose, log=log)
     fitted = engine.fit(train_data, val_data, class_weight=class_weight,
                         resume=resume is not None)
     result = TrainResult(run=run, state=fitted.state, history=fitted.history,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import keras
 
-from fisuras.files import atomic_write
 from fisuras.train.run import RunFolder, RunState
 
 
@@ -55,15 +55,18 @@ class SpeedMeter(keras.callbacks.Callback):
         self._step_start = 0.0
         self._timed_start: float | None = None
         self._timed_images = 0
+        self._epoch_start, self._epoch_images = 0.0, 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._timed_start, self._timed_images = None, 0
+        self._epoch_start, self._epoch_images = time.perf_counter(), 0
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self._step_start = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
+        self._epoch_images += self.batch_size * self.steps_per_execution
         if self.compile_seconds is None:
             self.compile_seconds = now - self._step_start
             return
@@ -82,7 +85,10 @@ class SpeedMeter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logs["images_per_second"] = self.images_per_second()
+            # An epoch whose only step was the first (compiling) one has no timed step: its
+            # whole-epoch rate, compilation included, rather than a 0 that reads as a stall.
+            logs["images_per_second"] = self.images_per_second() or (
+                self._epoch_images / max(time.perf_counter() - self._epoch_start, 1e-9))
             if self.compile_seconds is not None:
                 logs["compile_seconds"] = self.compile_seconds
 
@@ -111,7 +117,11 @@ class GpuMonitor(keras.callbacks.Callback):
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """At each epoch end: last and best checkpoints, history.csv and state.json, all atomic."""
+    """At each epoch end: the epoch's model, state, history and best, committed as one step.
+
+    See :meth:`RunFolder.commit_epoch`; a write that fails (disk full, read-only folder) names
+    the file and leaves the previous epoch's record whole, so ``--resume`` goes on from it.
+    """
 
     def __init__(self, run: RunFolder, state: RunState, history: list[dict[str, Any]],
                  monitor: str, phase: str, is_writer: bool = True,
@@ -126,21 +136,30 @@ class EpochRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "phase": self.phase, "batch_size": self.state.batch_size,
                **{k: float(v) for k, v in logs.items()}}
         self.history[:] = [r for r in self.history if int(r["epoch"]) < epoch + 1] + [row]
-        self.state.epoch = epoch + 1
         value = logs.get(self.monitor)
         improved = value is not None and (self.state.best_value is None
                                           or value > self.state.best_value)
+        record = replace(self.state, epoch=epoch + 1, history=list(self.history))
         if improved:
-            self.state.best_value = float(value)
+            record.best_value, record.best_epoch = float(value), epoch + 1
         if self.is_writer:
             save = self.model.save
-            atomic_write(self.run.last_checkpoint, lambda tmp: save(tmp))
-            if improved:
-                atomic_write(self.run.best_checkpoint, lambda tmp: save(tmp))
-            self.run.write_history(self.history)
-            self.run.write_state(self.state)
+            try:
+                self.run.commit_epoch(record, lambda tmp: save(tmp))
+            except OSError as error:
+                raise CheckpointWriteError(
+                    f"could not record epoch {epoch + 1} in {self.run.path} "
+                    f"({error.strerror or error}: {error.filename or 'checkpoint'}); the run "
+                    f"is kept at epoch {self.state.epoch}. Free space or fix the folder, then "
+                    f"resume: --resume {self.run.path}") from error
+        # Only a committed epoch moves the in-memory state on.
+        self.state.__dict__.update(record.__dict__)
         if self.on_epoch is not None:
             self.on_epoch(epoch, logs)
+
+
+class CheckpointWriteError(OSError):
+    """An epoch's record could not be written; the previous epoch's is intact."""
 
 
 def warmup_cosine_rate(base: float, progress: float, epochs: int, *, warmup: float = 1.0,
@@ -167,7 +186,7 @@ def warmup_cosine_rate(base: float, progress: float, epochs: int, *, warmup: flo
 class LearningRateSchedule(keras.callbacks.Callback):
     """Sets the optimizer's rate at every step from the epoch and step alone.
 
-    ``shape="constant"`` sets ``base`` once at the start (after Keras's backup restores the
+    ``shape="constant"`` sets ``base`` once at the start (after a mid-phase restore brings back the
     optimizer, whose saved rate may be another batch size's); ``"warmup_cosine"`` follows
     :func:`warmup_cosine_rate` over the phase. Stateless, so a resumed run continues the curve.
     """

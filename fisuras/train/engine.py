@@ -6,22 +6,22 @@ monitor); the engine does the rest the same way for detection and segmentation:
 * each phase sets the backbone trainable or frozen and compiles with the plan's ``jit_compile``
   and ``steps_per_execution``; under a ``mixed_float16`` policy Keras 3 wraps the optimizer in a
   ``LossScaleOptimizer`` by itself at compile time;
-* Keras's own ``BackupAndRestore`` keeps weights + optimizer + epoch per phase, so a killed run
-  resumes mid-phase; ``state.json`` says which phase;
+* each epoch is committed as one step (model with its optimizer, state, history, best:
+  ``RunFolder.commit_epoch``), so a killed run resumes mid-phase from a whole epoch, never
+  skipping or repeating one; ``state.json`` says which epoch and phase;
 * an optimisation that breaks the first step (XLA compilation, a precision policy) is turned off
   and the fit goes on without it (``_fit_with_fallbacks``); ``plan.json`` records it;
 * a NaN/inf loss stops the run at once and the last good weights stay in ``checkpoints/last.keras``;
 * out-of-memory lowers the batch along the plan's ladder (64, 56, 48, 32, ...) and goes on from
   the last completed epoch (with several workers: across a restart of the job, see ``_fit_phase``);
 * distributed (``fisuras.distribute``): the model lives in ``strategy.scope()``; only the writer
-  (the chief) writes checkpoints, state and backups; other workers restore from the chief's
-  backup and write theirs to ``worker_dir``.
+  (the chief) writes checkpoints and state; every worker restores from the chief's.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fisuras.distribute.backup import WorkerBackupAndRestore
 from fisuras.distribute.keras_compat import is_multi_worker
 from fisuras.hardware.apply import precision_policy
 from fisuras.hardware.plan import Plan
@@ -42,7 +41,7 @@ from fisuras.train.callbacks import (
     SpeedMeter,
 )
 from fisuras.train.callbacks import TrainingDiverged as TrainingDiverged
-from fisuras.train.run import RunFolder, RunState
+from fisuras.train.run import RunFolder, RunFolderError, RunState
 
 DatasetFactory = Callable[[int], tf.data.Dataset]  # batch size -> dataset
 
@@ -108,12 +107,10 @@ class Engine:
                  strategy: tf.distribute.Strategy | None = None, is_writer: bool = True,
                  extra_callbacks: list[keras.callbacks.Callback] | None = None,
                  verbose: int = 1, log: Callable[[str], None] | None = None,
-                 model: keras.Model | None = None, worker_dir: str | Path | None = None):
+                 model: keras.Model | None = None):
         self.spec, self.plan, self.run = spec, plan, run
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_writer = is_writer
-        # A non-writer's private folder (its own backups); the run folder is the chief's.
-        self.worker_dir = Path(worker_dir) if worker_dir else None
         self.extra_callbacks = list(extra_callbacks or [])
         self.verbose = verbose
         self.log = log or (lambda message: print(message, file=sys.stderr))
@@ -126,14 +123,11 @@ class Engine:
     def fit(self, train_data: DatasetFactory, val_data: DatasetFactory | None,
             *, class_weight: dict[int, float] | None = None, resume: bool = False) -> FitResult:
         """Train every phase from where the run stands (a new run starts at phase 0)."""
-        state = self.run.read_state() if resume else RunState(task=self.spec.task,
-                                                              batch_size=self.plan.batch_size)
+        if resume:
+            state, history = self._resume_point()
+        else:
+            state, history = RunState(task=self.spec.task, batch_size=self.plan.batch_size), []
         state.batch_size = state.batch_size or self.plan.batch_size
-        history = self.run.read_history() if resume else []
-        if resume and state.epoch > 0:
-            self._restore_last_weights()
-            self.log(f"resuming {self.run.path} at epoch {state.epoch + 1}, phase "
-                     f"{self._phase_name(state)}, batch {state.batch_size}")
         speed = None
         phase_start = sum(p.epochs for p in self.spec.phases[:state.phase_index])
         while state.phase_index < len(self.spec.phases):
@@ -198,6 +192,8 @@ class Engine:
         """
         while True:
             learning_rate = self._compile_for(phase, state.batch_size)
+            if state.epoch > phase_end - phase.epochs:  # mid-phase: its optimizer state too
+                self._restore_last_weights(with_optimizer=True)
             speed = SpeedMeter(state.batch_size * self.plan.replicas,
                                self.plan.steps_per_execution)
             callbacks = self._callbacks(phase, phase_end, state, history, speed,
@@ -218,10 +214,6 @@ class Engine:
                 if fallback is None:
                     raise
                 self._switch_plan(fallback, weights_before, state)
-            finally:
-                # BackupAndRestore leaves its epoch on the model, and Keras prefers it over the
-                # initial_epoch of every later fit() call: clear it so the next phase starts right.
-                self.model._initial_epoch = None
 
     def _switch_plan(self, plan: Plan, weights: list, state: RunState) -> None:
         """Go on under ``plan`` (one optimisation fewer) from ``weights``; log and record it."""
@@ -286,10 +278,9 @@ class Engine:
             NanGuard(self.spec.divergence_advice),
             speed,
             GpuMonitor(),
-            self._backup_and_restore(phase),
-            # The backup restores the optimizer's variables, learning rate included: after an
-            # out-of-memory back-off that is the larger batch's rate. Set this batch's again
-            # (and, with a schedule, at every step).
+            # A mid-phase restore brings the optimizer's variables back, learning rate included:
+            # after an out-of-memory back-off that is the larger batch's rate. Set this batch's
+            # again (and, with a schedule, at every step).
             LearningRateSchedule(learning_rate, first_epoch=phase_start, epochs=phase.epochs,
                                  shape=self.spec.lr_schedule),
             EpochRecorder(self.run, state, history, self.spec.monitor, phase.name,
@@ -301,24 +292,65 @@ class Engine:
                                                          profile_batch=0))
         return callbacks
 
-    def _backup_and_restore(self, phase: Phase) -> keras.callbacks.Callback:
-        """Keras's BackupAndRestore on the run folder; for a non-writer, the worker variant."""
-        chief_dir = self.run.backup_dir(phase.name)
-        if self.is_writer:
-            return keras.callbacks.BackupAndRestore(str(chief_dir), double_checkpoint=True,
-                                                    delete_checkpoint=False)
-        if self.worker_dir is None:
-            self.worker_dir = Path(tempfile.mkdtemp(prefix="fisuras-worker-"))
-        return WorkerBackupAndRestore(chief_dir, self.worker_dir / "backup" / phase.name,
-                                      double_checkpoint=True, delete_checkpoint=False)
-
     # --- state -------------------------------------------------------------------------------
-    def _restore_last_weights(self) -> None:
-        """Put the weights of the last completed epoch back into the model."""
-        if not self.run.last_checkpoint.is_file():
+    def _resume_point(self) -> tuple[RunState, list[dict[str, Any]]]:
+        """The committed state to go on from, with the run folder made whole again.
+
+        Finishes a commit a kill cut short, removes what killed writes left, and checks that the
+        last checkpoint loads: an unreadable one is set aside (named in the log) and the run
+        falls back to ``best.keras`` and its epoch.
+        """
+        if self.is_writer:
+            self.run.settle(self.run.read_state())
+            for path in self.run.clean_interrupted_writes():
+                self.log(f"removed {path}: left by an interrupted write")
+        state = self.run.read_state()
+        if state.epoch > 0:
+            try:
+                self._restore_last_weights()
+            except RunFolderError as error:
+                state = self._fall_back_to_best(state, error)
+                self._restore_last_weights()
+        phase_ends = _cumulative([p.epochs for p in self.spec.phases])
+        state.phase_index = next((i for i, end in enumerate(phase_ends)
+                                  if state.epoch < end), len(phase_ends))
+        history = [row for row in self.run.read_history() if int(row["epoch"]) <= state.epoch]
+        if state.epoch > 0:
+            self.log(f"resuming {self.run.path} at epoch {state.epoch + 1}, phase "
+                     f"{self._phase_name(state)}, batch {state.batch_size}")
+        return state, history
+
+    def _fall_back_to_best(self, state: RunState, error: RunFolderError) -> RunState:
+        best = self.run.best_checkpoint
+        if not self.is_writer or state.best_epoch is None or not best.is_file():
+            raise RunFolderError(f"{error}; no other checkpoint to resume from: start a new "
+                                 "run") from None
+        self.model.set_weights(load_checkpoint(best).get_weights())  # raises if unreadable too
+        aside = self.run.last_checkpoint.with_name(f"last.corrupt-{time.strftime('%H%M%S')}.keras")
+        self.run.last_checkpoint.replace(aside)
+        state.epoch = state.best_epoch
+        state.history = [r for r in (state.history or []) if int(r["epoch"]) <= state.epoch]
+        state.checkpoint = None
+        message = (f"{error}: set aside as {aside.name}; resuming from best.keras "
+                   f"(epoch {state.epoch})")
+        self.log(message)
+        state.events.append(message)
+        self.run.write_state(state)
+        self.run.copy_best_to_last()
+        self.run.settle(state)
+        return state
+
+    def _restore_last_weights(self, *, with_optimizer: bool = False) -> None:
+        """Put the last committed epoch back into the model (and its optimizer, mid-phase)."""
+        path = self.run.committed_checkpoint()
+        if not path.is_file():
             return
-        saved = keras.models.load_model(self.run.last_checkpoint, compile=False, safe_mode=True)
-        self.model.set_weights(saved.get_weights())
+        if with_optimizer:
+            with self.strategy.scope():
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(path)
+            return
+        self.model.set_weights(load_checkpoint(path).get_weights())
 
     def _save_state(self, state: RunState) -> None:
         if self.is_writer:
@@ -327,3 +359,20 @@ class Engine:
     def _phase_name(self, state: RunState) -> str:
         phases = self.spec.phases
         return phases[min(state.phase_index, len(phases) - 1)].name
+
+
+def load_checkpoint(path: Path) -> keras.Model:
+    """Load a checkpoint safely; an unreadable file is a :class:`RunFolderError` naming it."""
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # torn zip, HDF5 header, JSON: Keras's messages name no file
+        raise RunFolderError(f"{path}: unreadable checkpoint ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+
+def _cumulative(values: list[int]) -> list[int]:
+    total, out = 0, []
+    for value in values:
+        total += value
+        out.append(total)
+    return out

@@ -87,9 +87,9 @@ def test_two_workers_train_together_and_finish(job):
 
 def test_only_the_chief_writes_the_run_folder(job):
     assert [p.name for p in (job["runs"] / "detect").iterdir()] == ["mw"]
-    # worker 1's own backups went to its private folder, never into the run folder
+    # worker 1 kept its own files in its private folder, never in the run folder
     private = job["private"] / "fisuras-detect-mw-worker1-of-2"
-    assert (private / "backup" / "train" / "training_metadata.json").is_file()
+    assert (private / "runs" / "detect" / "mw" / "settings.yaml").is_file()
     assert worker_lines(job, 0, "chief: writes the run folder")
     assert not worker_lines(job, 1, "chief: writes the run folder")
 
