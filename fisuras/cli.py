@@ -65,6 +65,20 @@ def resolve_settings(knob_file: str | None, run_file: str | None, set_values: tu
         raise click.ClickException(str(error)) from None
 
 
+def requested_changes(run_file: str | None, set_values: tuple[str, ...],
+                      **flags: Any) -> dict[str, Any]:
+    """What the command line asks for explicitly (dotted keys): run file, --set, then flags."""
+    from fisuras.config import read_run_file
+    from fisuras.train.resume import flatten
+
+    try:
+        asked = flatten(read_run_file(run_file)) if run_file else {}
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    return {**asked, **_parse_set(set_values), **{k: v for k, v in flags.items()
+                                                   if v is not None}}
+
+
 def described_gpu_options(help_text: str):
     """``--gpu NAME,CC,MIB`` (repeatable) and ``--wsl2``: hardware described, not detected."""
     def decorate(func):
@@ -197,19 +211,29 @@ def _train_command(task: str):
 
         from fisuras import hardware
         from fisuras.distribute import settings_for_environment, train_distributed
+        from fisuras.train import TrainingInterrupted, resumed_settings
 
         if data is None and resume is None:
             raise click.UsageError("give a DATA folder, or --resume RUN")
-        settings = resolve_settings(knob_file, run_file, set_values, **{
-            epochs_key: epochs, frozen_key: frozen_epochs, batch_key: batch_size,
-            backbone_key: backbone, "weights": weights, size_key: image_size,
-            "run_name": name, "skip_bad": skip_bad, "devices": devices, "workers": workers})
+        flags = {epochs_key: epochs, frozen_key: frozen_epochs, batch_key: batch_size,
+                 backbone_key: backbone, "weights": weights, size_key: image_size,
+                 "run_name": name, "skip_bad": skip_bad, "devices": devices, "workers": workers}
+        if resume:  # the run's own settings; what is asked here must be safe to change mid-run
+            settings = _run_library(lambda: resumed_settings(resume, task, requested_changes(
+                run_file, set_values, **flags)))
+        else:
+            settings = resolve_settings(knob_file, run_file, set_values, **flags)
         settings = _run_library(lambda: settings_for_environment(settings, os.environ))
         facts = described_facts(gpus, wsl2)
         plan = hardware.configure(settings, verbose=True, facts=facts).plan
         verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in logs and CI
-        result = _run_library(lambda: train_distributed(
-            task, data, settings, plan, environ=os.environ, resume=resume, verbose=verbose))
+        try:
+            result = _run_library(lambda: train_distributed(
+                task, data, settings, plan, environ=os.environ, resume=resume,
+                verbose=verbose))
+        except TrainingInterrupted as interrupted:
+            click.echo(f"\n{interrupted}", err=True)
+            sys.exit(130)  # the shell's code for Ctrl-C
         click.echo(format_train_result(result))
 
     command.__doc__ = (f"Train a {'detection' if task == 'detect' else 'segmentation'} model on "
@@ -275,12 +299,17 @@ def data_inspect(path, task, out_png) -> None:
 @data.command("check")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--task", type=click.Choice(["detect", "segment"]))
-def data_check(path, task) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also save the full report (every file and problem) as JSON here.")
+def data_check(path, task, report_path) -> None:
     """Scan every file; exit 1 when something would stop training."""
     from fisuras.data import check_dataset, read_dataset
 
     report = _run_library(lambda: check_dataset(read_dataset(path, task=task)))
     click.echo(report.to_text())
+    if report_path:
+        report.save(report_path)
+        click.echo(f"full report: {report_path}")
     sys.exit(0 if report.ok else 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,3 +72,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of an :func:`atomic_write` temporary file (``.<name>.<random><suffix>``).
+
+    A kill between the write and the replace leaves one behind; run folders remove them on start.
+
+    Example:
+        >>> is_temp_name(".last.keras.k2j4_x9a.keras"), is_temp_name("last.keras")
+        (True, False)
+    """
+    return re.fullmatch(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?", name) is not None

@@ -89,7 +89,8 @@ class CheckReport:
         lines += self.problem_lines(max_per_kind)
         if not self.ok:
             lines.append("Training stops on these problems. Fix or remove the files, or pass "
-                         "--skip-bad to leave them out (the report is saved in the run folder).")
+                         "--skip-bad to leave them out (the run's data_report.json then lists "
+                         "them); `fisuras data check DATA --report FILE` saves the full list.")
         return "\n".join(lines)
 
     def problem_lines(self, max_per_kind: int = 20) -> list[str]:
@@ -101,7 +102,7 @@ class CheckReport:
                 lines.append(f"{kind:<15} {self._short(p.path)}: {p.detail}")
             if len(of_kind) > max_per_kind:
                 lines.append(f"{kind:<15} ... and {len(of_kind) - max_per_kind:,} more "
-                             "(all are listed in the JSON report)")
+                             "(all are in the JSON report: data check --report)")
         return lines
 
     @property

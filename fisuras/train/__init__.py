@@ -23,9 +23,11 @@ from typing import Any
 
 from fisuras.config import Settings
 from fisuras.hardware.plan import Plan
+from fisuras.train.resume import resumed_settings
 from fisuras.train.run import RunFolder, RunFolderError, RunState
 
-__all__ = ["RunFolder", "RunFolderError", "TrainResult", "train", "image_size_for"]
+__all__ = ["RunFolder", "RunFolderError", "TrainResult", "TrainingInterrupted", "train",
+           "image_size_for", "resumed_settings"]
 
 
 @dataclass
@@ -50,7 +52,11 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
           on_manifest: Callable[[Any], None] | None = None) -> TrainResult:
     """Train a ``task`` model on ``data`` (or continue the run at ``resume``).
 
-    A resumed run keeps its own settings and split (from its folder); ``data`` is then ignored.
+    A resumed run keeps its own split, and its own settings except those safe to change mid-run
+    (``fisuras.train.resume``: pass ``resumed_settings(run, task, changes)`` and a plan made from
+    them); a changed one is recorded in the run, any other refused. ``data``, when given with
+    ``resume``, must be the run's own dataset. A finished run trains nothing more unless its
+    epoch count was raised.
     Distributed runs (``fisuras.distribute``): only the writer (the chief) writes the run folder;
     another worker keeps its own files in ``worker_dir`` (default: a new temporary folder) and
     reads the chief's run folder on resume. ``on_manifest`` sees a new run's split before
@@ -73,7 +79,10 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
         worker_dir = Path(worker_dir or tempfile.mkdtemp(prefix="fisuras-worker-"))
     if resume is not None:
         run = RunFolder.open(resume, task)
-        settings = Settings.model_validate(run.read_yaml("settings.yaml"))
+        finished = _settle_resume(run, task, data, settings, log, is_writer)
+        if finished is not None:
+            return finished
+        plan = _keep_fallbacks(plan, run)
     # The seed fixes the weight initialisation too (Python, NumPy and TF generators), so two
     # runs of one configuration start alike; ops may still differ in their last bits.
     keras.utils.set_random_seed(settings.seed)
@@ -93,6 +102,8 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
         run = RunFolder.create(runs_dir, task, settings.run_name)
         run.write_text("settings.yaml", settings.to_yaml())
         run.write_json("data_report.json", report.to_dict())
+        if skipped := report.skipped_line(run.file("data_report.json")):
+            log(skipped)  # "left out N bad file(s) (--skip-bad); list in <run>/data_report.json"
         manifest.save(run.file("manifest.json"))
         run.write_state(RunState(task=task, batch_size=plan.batch_size))
         log(manifest.summary())
@@ -101,13 +112,15 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     if plan.workers > 1:
         log(describe_sharding(manifest, plan))
     if is_writer:
-        run.write_json("plan.json", {**plan.to_dict(),
-                                     "input_sharding": describe_sharding(manifest, plan)})
+        _record_plan(run, plan, describe_sharding(manifest, plan), resume is not None, log)
     class_weight = manifest.class_weights("train") if task == "detect" else None
     engine = Engine(spec, plan, run, strategy=strategy, is_writer=is_writer, model=model,
                     extra_callbacks=extra_callbacks, verbose=verbose, log=log)
-    fitted = engine.fit(train_data, val_data, class_weight=class_weight,
-                        resume=resume is not None)
+    try:
+        fitted = engine.fit(train_data, val_data, class_weight=class_weight,
+                            resume=resume is not None)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run.path, task) from None
     result = TrainResult(run=run, state=fitted.state, history=fitted.history,
                          compile_seconds=fitted.compile_seconds)
     if is_writer:
@@ -116,6 +129,81 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
         result.metrics = finish_run(run, engine.model, manifest, task, settings,
                                     evaluate=evaluate)
     return result
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run keeps its last complete epoch and can resume."""
+
+    def __init__(self, run_path: Path, task: str):
+        self.run_path, self.task = run_path, task
+        super().__init__(f"interrupted: {run_path} keeps its last complete epoch; resume with: "
+                         f"fisuras train {task} --resume {run_path}")
+
+
+def _settle_resume(run: RunFolder, task: str, data, settings: Settings,
+                   log: Callable[[str], None], is_writer: bool) -> TrainResult | None:
+    """Check what a resume asks for against the run; a finished run's result, if nothing to do."""
+    from fisuras.data import Manifest
+    from fisuras.train.resume import EPOCHS_KEY, changes_on_resume
+
+    saved = Settings.model_validate(run.read_yaml("settings.yaml"))
+    state = run.read_state()
+    changes = changes_on_resume(saved, settings, task, state.epoch)
+    if data is not None:
+        root = Manifest.load(run.file("manifest.json")).root
+        if root and Path(data).resolve() != Path(root).resolve():
+            raise ValueError(f"{data}: not the data of {run.path} ({root}); a resumed run keeps "
+                             "its own split: drop DATA, or start a new run")
+    epochs = getattr(settings, EPOCHS_KEY[task])
+    if state.finished and epochs <= state.epoch:
+        log(f"{run.path} has finished its {state.epoch} epochs: nothing to resume (raise "
+            f"--epochs to train on); its results are in {run.file('metrics.json')}")
+        metrics = run.read_json("metrics.json") if run.file("metrics.json").is_file() else {}
+        return TrainResult(run=run, state=state, history=run.read_history(), metrics=metrics)
+    if changes and is_writer:
+        for change in changes:
+            log(f"resume changes {change}")
+        state.events += [f"resumed with {change}" for change in changes]
+        state.finished = False
+        run.write_state(state)
+        run.write_text("settings.yaml", settings.to_yaml())
+    return None
+
+
+# What a plan decides for training (free memory, and so the cache budget, varies by the minute).
+PLAN_DECISIONS = ("device", "precision", "xla", "batch_size", "steps_per_execution", "strategy",
+                  "replicas", "workers", "learning_rate_scale", "segment_batch_size")
+
+
+def _keep_fallbacks(plan: Plan, run: RunFolder) -> Plan:
+    """A resumed run keeps the optimisations its first attempt had to turn off (plan.json)."""
+    from dataclasses import replace
+
+    if not run.file("plan.json").is_file():
+        return plan
+    recorded = run.read_json("plan.json")
+    if not recorded.get("fallbacks"):
+        return plan
+    precision = "float32" if recorded.get("precision") == "float32" else plan.precision
+    return replace(plan, xla=plan.xla and bool(recorded.get("xla")), precision=precision,
+                   fallbacks=tuple(recorded["fallbacks"]))
+
+
+def _record_plan(run: RunFolder, plan: Plan, sharding: str, resumed: bool,
+                 log: Callable[[str], None]) -> None:
+    """plan.json: the plan a run started with; a resume on other hardware adds its own."""
+    planned = {**plan.to_dict(), "input_sharding": sharding}
+    if not resumed or not run.file("plan.json").is_file():
+        run.write_json("plan.json", planned)
+        return
+    recorded = run.read_json("plan.json")
+    latest = (recorded.get("resumed_with") or [recorded])[-1]
+    if any(latest.get(key) != planned[key] for key in PLAN_DECISIONS):
+        log("the plan differs from the one this run started with (other hardware?); "
+            "both are in plan.json")
+        run.write_json("plan.json", {**recorded,
+                                     "resumed_with": [*recorded.get("resumed_with", []),
+                                                      planned]})
 
 
 def prepare_data(task: str, data: str | Path, settings: Settings):

@@ -35,7 +35,7 @@ def test_out_of_memory_back_off_rebuilds_the_data_with_the_new_global_batch(meas
     assert measured["oom_global_batches"] == [16, 8]  # 8 then 4 per replica, x 2 replicas
     assert measured["oom_history_batches"] == [8, 4, 4]  # epoch 1 kept, then the lower batch
     assert "lowering to 4 and going on from epoch 2" in measured["oom_events"][0]
-    # linear scaling follows the lower batch, even after the mid-phase restore brings the optimizer back
+    # linear scaling follows the lower batch, even after the mid-phase restore of the optimizer
     assert measured["oom_learning_rate"] == pytest.approx(measured["oom_expected_learning_rate"])
 
 
