@@ -30,15 +30,16 @@ mask), brightness +-20 levels and contrast x0.8-1.2 (image only).
 Segmentation epochs: a photo gives one random crop per epoch, or with ``crops_by_area``
 ``crops_per_image`` of them (its area in crops); the epoch goes round again until it has at
 least ``min_steps`` batches (``epoch_crops``).
-Flips and colour run on whole batches in two XLA-compiled functions, about 10x cheaper on a CPU
-than the same TensorFlow ops one by one (together ~0.2 ms per 224 px image on a slow 2-core VM,
-a third of one JPEG decode); colour uses 16-bit fixed point for the same reason.
+Flips and colour run on whole batches in two XLA-compiled functions, several times cheaper on a
+CPU than the same TensorFlow ops one by one, and a fraction of one JPEG decode; colour uses 16-bit
+fixed point for the same reason (figures: BENCHMARKS.md, 'Input pipeline').
 
 Randomness: every element is paired with one random int64 (``Dataset.random``); its crop window
 is that seed modulo the number of positions (two integer ops), and each batch draws its flips and
-colour from its elements' seeds. Per-element work is kept to a few ops: on 2 cores, every op in
-a per-image map costs a measurable share of a JPEG decode (measured on streaming detection: a
-per-image JPEG-size check with its ``tf.cond`` cost ~30% of the speed, 8 uniforms ~14%).
+colour from its elements' seeds. Per-element work is kept to a few ops: on a CPU with few cores,
+every op in a per-image map costs a visible share of a JPEG decode, e.g. a per-image JPEG-size
+check with its ``tf.cond``, or per-image uniforms (figures: BENCHMARKS.md, 'Input pipeline',
+'Later the same day: per-image work cut').
 
 Order of steps (why): shuffle file *names* (cheap, a full shuffle, memory does not grow with
 image count) -> parallel read + decode -> [cache decoded pre-augmentation images] ->
@@ -76,7 +77,8 @@ CONTRAST_RANGE = (0.8, 1.2)
 # Columns of a batch's uniforms (``_batch_uniforms``).
 _TRANSPOSE, _FLIP_ROWS, _FLIP_COLUMNS, _BRIGHTNESS, _CONTRAST = range(5)
 # Detection crops start on an 8-pixel column grid: libjpeg decodes whole 8/16-pixel blocks, and
-# an unaligned window costs ~15% more decode time. Rows are free; transposes mix the axes anyway.
+# an unaligned window costs more decode time (figure: BENCHMARKS.md, 'Input pipeline'). Rows are
+# free; transposes mix the axes anyway.
 DETECT_COLUMN_STEP = 8
 
 __all__ = ["make_dataset", "describe_cache", "estimate_decoded_bytes", "CachePlan"]
@@ -331,8 +333,9 @@ def _source(samples: list[Sample], seg: bool,
 def _window_decodable(samples: list[Sample], image_size: int) -> list[bool]:
     """Per sample: a JPEG of side ``crop_source_side(S)``, whose crop window can be decoded alone.
 
-    Read from the headers here (~0.1 ms a file) rather than checked per image in the pipeline,
-    where the check and its branch cost more than that every epoch.
+    Read from the file headers once, when the dataset is built, rather than checked per image in
+    the pipeline, where the check and its branch cost more than that every epoch (figures:
+    BENCHMARKS.md, 'Input pipeline').
     """
     side = crop_source_side(image_size)
     return [is_jpeg_of_size(s.image, side, side) for s in samples]
@@ -376,8 +379,8 @@ def _resize(image: tf.Tensor, height, width, method: str = "bilinear") -> tf.Ten
     Images: bilinear, except when shrinking by more than 4/3, where area averaging takes over
     so a 1-2 px crack is averaged into fewer pixels instead of being skipped between samples
     (plain bilinear keeps at least a third of a 1 px line's contrast up to that factor). TF's
-    antialiased bilinear does the same job 2-4x slower (measured in a tf.data map: 390-656
-    img/s against 780 for area and 1,550 for bilinear, 256 -> 224 px). Masks: "nearest".
+    antialiased bilinear does the same job several times slower (figures: BENCHMARKS.md, 'Input
+    pipeline', run F). Masks: "nearest".
     """
     shape = tf.shape(image)
     same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
@@ -530,8 +533,9 @@ def _crop_decoder(image_size: int, mixed: bool):
         window = tf.stack([top, left, image_size, image_size])
 
         def jpeg_window():
-            # The fast integer IDCT: ~20% less decode time; its error (a grey level or two)
-            # is far below the brightness augmentation that follows.
+            # The fast integer IDCT: less decode time (figure: BENCHMARKS.md, 'Input
+            # pipeline'); its error (a grey level or two) is far below the brightness
+            # augmentation that follows.
             return tf.io.decode_and_crop_jpeg(contents, window, channels=3,
                                               dct_method="INTEGER_FAST")
 
@@ -591,7 +595,8 @@ def _colour(images: tf.Tensor, randoms: tf.Tensor) -> tf.Tensor:
 
 
 # Each step is its own XLA function: fused into one, XLA would run the colour arithmetic along
-# transposed memory and be 10x slower. Module-level, so compilations are reused across datasets.
+# transposed memory and be slower (figures: BENCHMARKS.md, 'Input pipeline'). Module-level, so
+# compilations are reused across datasets.
 _DIHEDRAL_XLA = tf.function(_dihedral, jit_compile=True, reduce_retracing=True)
 _COLOUR_XLA = tf.function(_colour, jit_compile=True, reduce_retracing=True)
 

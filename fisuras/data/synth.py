@@ -86,7 +86,8 @@ def _speckle(rng: np.random.Generator, size: int, density: float, sigma: float) 
 
 
 def _grain(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Zero-mean pixel noise of standard deviation ``sigma`` (uniform: 3x faster than normal)."""
+    """Zero-mean pixel noise of standard deviation ``sigma`` (uniform: cheaper to draw than normal;
+    figure: BENCHMARKS.md, 'Evaluation and synthetic data')."""
     return (rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(sigma * 12**0.5)
 
 

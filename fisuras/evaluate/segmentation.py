@@ -122,9 +122,9 @@ class SegmentationEvaluator:
 
     Memory: per image only two count vectors of length ``thresholds`` are kept, never the maps.
     Time: one thinning and one matching per threshold whose mask differs from the previous one;
-    measured on 480x320 CFD masks, 99 thresholds, 2 shared CPU cores: about 0.4 s CPU per image
-    for a good model's output (30 images in ~13 s), about 2 s per image for an untrained model
-    whose output covers half the image in large blobs (thinning big blobs is the cost).
+    an untrained model's output, large blobs over much of the image, costs several times a good
+    model's thin lines (thinning big blobs is the cost). Figures: BENCHMARKS.md, 'Evaluation and
+    synthetic data'.
 
     Example:
         >>> import numpy as np

@@ -92,7 +92,8 @@ class SkeletonMatcher:
     def matched_pairs(self, pred_skeleton: np.ndarray) -> tuple[int, int]:
         """``(matched, n_pred)``: size of the maximum one-to-one matching, predicted pixel count."""
         n_pred = int(np.count_nonzero(pred_skeleton))
-        # Flat indices: np.argwhere is ten times slower on a full image.
+        # Flat indices: np.argwhere is much slower on a full image (figure: BENCHMARKS.md,
+        # 'Evaluation and synthetic data').
         candidates = np.flatnonzero(pred_skeleton & self._near_true)
         if candidates.size == 0:
             return 0, n_pred
@@ -112,7 +113,8 @@ def maximum_matching_size(left: np.ndarray, right: np.ndarray) -> int:
     (``scipy.sparse.csgraph.maximum_flow``), which is O(E sqrt(V)) like Hopcroft-Karp. Why not
     ``maximum_bipartite_matching``: in SciPy <= 1.17 its Hopcroft-Karp search does not prune dead
     ends and takes exponential time on ladder-shaped graphs (scipy/scipy#26147), exactly the graph
-    two parallel skeleton lines one pixel apart make: 0.9 s for one 500-pixel crack, measured.
+    two parallel skeleton lines one pixel apart make (figure for one crack: BENCHMARKS.md,
+    'Evaluation and synthetic data').
 
     Example:
         >>> maximum_matching_size(np.array([0, 1, 1]), np.array([0, 0, 1]))  # 0-0, 1-1
