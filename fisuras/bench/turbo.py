@@ -115,8 +115,8 @@ def configurations(plan: Plan, settings: Settings) -> list[Configuration]:
 
 
 def runtime_env(plan: Plan) -> dict[str, str]:
-    """The plan's environment variables without XLA's (XLA has its own configuration)."""
-    return {k: v for k, v in plan.env.items() if k != "TF_XLA_FLAGS"}
+    """The plan's environment variables (XLA is not among them: it is set per model)."""
+    return dict(plan.env)
 
 
 def _runtime_text(plan: Plan) -> str:

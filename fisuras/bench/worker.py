@@ -105,12 +105,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         host_peak_rss_mb,
         peak_memory,
     )
+    from fisuras.hardware.plan import linear_learning_rate_scale
     from fisuras.train.tasks import task_spec
 
     task = task_spec("detect", settings)
     keras.utils.set_random_seed(settings.seed)
     model = task.build_model()
-    learning_rate = settings.learning_rate * config.batch_size / settings.reference_batch_size
+    learning_rate = settings.learning_rate * linear_learning_rate_scale(
+        config.batch_size, settings.reference_batch_size)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.make_loss(),
                   metrics=task.make_metrics(), jit_compile=config.xla,
                   steps_per_execution=config.steps_per_execution)

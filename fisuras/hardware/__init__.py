@@ -18,14 +18,17 @@ __all__ = [
 ]
 
 _applied: AppliedPlan | None = None
+_detected: HardwareFacts | None = None
 
 
 def configure(settings: Settings, *, verbose: bool = False, facts: HardwareFacts | None = None,
               import_tensorflow: bool = True) -> AppliedPlan:
-    """Detect, plan and apply, once per process; later calls return the same applied plan.
+    """Detect, plan and apply; a second call with the same plan returns the same applied plan.
 
     Environment variables are set first (they only work before TensorFlow starts); then, unless
-    ``import_tensorflow`` is False, TensorFlow is imported and the rest is applied.
+    ``import_tensorflow`` is False, TensorFlow is imported and the rest is applied. Called again
+    with settings that give another plan, it applies that plan; what TensorFlow cannot change
+    once started (environment, threads, GPU memory) is named in the notes, never silently kept.
 
     Example:
         >>> from fisuras.config import load_settings
@@ -33,13 +36,20 @@ def configure(settings: Settings, *, verbose: bool = False, facts: HardwareFacts
         >>> applied.plan.precision  # doctest: +SKIP
         'float32'
     """
-    global _applied
-    if _applied is not None and (_applied.tensorflow_applied or not import_tensorflow):
-        return _applied
-    if _applied is None:
-        plan = make_plan(facts or detect(), settings)
+    global _applied, _detected
+    if facts is None:
+        _detected = _detected or detect()  # hardware does not change within a process
+    plan = make_plan(facts or _detected, settings)
+    if _applied is not None and _applied.plan != plan:
+        previous = _applied
+        _applied = AppliedPlan(plan=plan, notes=[
+            "another plan was applied earlier in this process; this one replaces it",
+            *apply_environment(plan)])
+        if previous.tensorflow_applied and not import_tensorflow:
+            import_tensorflow = True  # TensorFlow runs already: the new plan must reach it
+    elif _applied is None:
         _applied = AppliedPlan(plan=plan, notes=apply_environment(plan))
-    if import_tensorflow:
+    if import_tensorflow and not _applied.tensorflow_applied:
         _applied.notes.extend(apply_tensorflow(_applied.plan))
         _applied.tensorflow_applied = True
     if verbose:

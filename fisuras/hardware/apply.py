@@ -66,9 +66,11 @@ def apply_tensorflow(plan: Plan) -> list[str]:
             tf.config.threading.set_inter_op_parallelism_threads(plan.inter_op_threads)
     except RuntimeError as error:
         notes.append(f"thread counts not applied: TensorFlow already initialised ({error})")
+    # The global policy is for users' own models (the seed door); fisuras builds its models
+    # under ``precision_policy(plan.precision)`` whatever the global one is.
     keras.mixed_precision.set_global_policy(plan.precision)
-    # Global JIT only for users' own models; fisuras passes jit_compile to model.compile itself.
-    tf.config.optimizer.set_jit("autoclustering" if plan.xla else False)
+    # XLA has one route: ``model.compile(jit_compile=plan.xla)`` (fisuras does it; Keras's own
+    # default "auto" compiles users' models with XLA already). No global auto-clustering.
     return notes
 
 

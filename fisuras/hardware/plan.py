@@ -2,14 +2,15 @@
 
 Every choice carries its reason, so ``fisuras doctor``, ``fisuras config show`` and the run folder
 can say *why* mixed precision or XLA was turned off, not just that it was. The rules follow
-measurements, not the flags alone:
+measurements, not the flags alone (the figures, with their date and machine: BENCHMARKS.md,
+'Turbo before/after'):
 
 * Mixed FP16 only on GPUs with tensor cores: compute capability 7.0+ and not the GTX 16xx line
   (Turing without tensor cores; FP16 there is known to give NaNs). bfloat16 on 8.0+ when asked.
-  On this project's 2-core CPU machine mixed float16/bfloat16 measured 2-3x *slower*, so the CPU
+  A CPU has no tensor cores and emulates float16/bfloat16, which slows training down, so the CPU
   plan stays float32.
-* XLA on GPUs only: on the CPU it made MobileNetV2 training 4x slower here.
-* oneDNN on x86 CPUs: measured 2x faster here (5-6 -> 11 img/s for MobileNetV2).
+* XLA on GPUs only: on the CPU it slows these models' training down.
+* oneDNN on x86 CPUs: it speeds CPU training up.
 * Batch: the seed's advice for a 4 GB GPU is 64, else 56, else 48; the engine walks this ladder
   down on out-of-memory.
 
@@ -77,6 +78,8 @@ class Plan:
     # Segmentation: its own batch (U-Net crops, not detection patches) and learning-rate scale.
     segment_batch_size: int = 8
     segment_learning_rate_scale: float = 1.0
+    reference_batch_size: int = 64  # the global batch the settings' learning rates are for
+    segment_reference_batch_size: int = 8
 
     @property
     def local_devices(self) -> int:
@@ -94,7 +97,8 @@ class Plan:
         ladder = tuple(b for b in self.batch_ladder if b <= batch_size)
         if not ladder or ladder[0] != batch_size:
             ladder = (batch_size, *ladder)
-        scale = self.learning_rate_scale * batch_size / self.batch_size
+        scale = linear_learning_rate_scale(batch_size * self.replicas,
+                                           self.reference_batch_size)
         return replace(self, batch_size=batch_size, batch_ladder=ladder,
                        learning_rate_scale=scale)
 
@@ -110,7 +114,8 @@ class Plan:
 
         batch = self.segment_batch_size
         return replace(self, batch_size=batch, batch_ladder=batch_ladder(batch),
-                       learning_rate_scale=self.segment_learning_rate_scale)
+                       learning_rate_scale=self.segment_learning_rate_scale,
+                       reference_batch_size=self.segment_reference_batch_size)
 
     def fallback(self, error: BaseException) -> Plan | None:
         """The plan with its next optimisation off after ``error`` at the first step, or ``None``.
@@ -244,12 +249,13 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
             settings.steps_per_execution == "auto" else "from settings")
 
     segment_batch = _plan_segment_batch(gpus, settings, reasons)
-    segment_lr_scale = segment_batch * replica_count / settings.reference_batch_size_segment
+    segment_lr_scale = linear_learning_rate_scale(segment_batch * replica_count,
+                                                  settings.reference_batch_size_segment)
     host_mb = facts.memory_mb or 4096
     cache_budget = int(host_mb * 2**20 * 0.25)
     reasons["cache"] = f"decoded images cached in RAM up to 25% of host memory ({host_mb} MB)"
     global_batch = batch * replica_count
-    lr_scale = global_batch / settings.reference_batch_size
+    lr_scale = linear_learning_rate_scale(global_batch, settings.reference_batch_size)
     reasons["learning_rate"] = (
         f"scaled linearly: global batch {global_batch} ({batch} per replica x {replica_count} "
         f"replicas) / reference {settings.reference_batch_size}"
@@ -276,7 +282,20 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
         workers=workers,
         segment_batch_size=segment_batch,
         segment_learning_rate_scale=segment_lr_scale,
+        reference_batch_size=settings.reference_batch_size,
+        segment_reference_batch_size=settings.reference_batch_size_segment,
     )
+
+
+def linear_learning_rate_scale(global_batch: int, reference_batch: int) -> float:
+    """The factor on a learning rate given for ``reference_batch`` when training at
+    ``global_batch``: the linear scaling rule (Goyal et al., 2017), the one rule fisuras uses.
+
+    Example:
+        >>> linear_learning_rate_scale(16, 64)
+        0.25
+    """
+    return global_batch / reference_batch
 
 
 def _why_cpu(facts: HardwareFacts) -> str:
@@ -299,8 +318,9 @@ def _plan_precision(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dic
         reasons["precision"] = "float32: mixed precision not requested (ENABLE_MIXED_PRECISION)"
         return "float32"
     if not gpus:
-        reasons["precision"] = ("float32 (mixed precision requested but overridden): on the CPU "
-                                "float16/bfloat16 measured 2-3x slower here, no tensor cores")
+        reasons["precision"] = ("float32 (mixed precision requested but overridden): a CPU has "
+                                "no tensor cores and emulates float16/bfloat16, which slows "
+                                "training down (BENCHMARKS.md, 'Turbo before/after')")
         return "float32"
     if any(_is_gtx16(g) for g in gpus):
         reasons["precision"] = ("float32 (request overridden): GTX 16xx cards have no tensor cores "
@@ -340,10 +360,11 @@ def _plan_xla(gpus: tuple[GpuFacts, ...], settings: Settings, replicas: int,
                           "'tf.Variable on a different device'; see BENCHMARKS.md, plan matrix)")
         return False
     if not gpus:
-        reasons["xla"] = ("off (request overridden): on the CPU XLA made MobileNetV2 training "
-                          "4x slower here")
+        reasons["xla"] = ("off (request overridden): XLA on the CPU slows these models' "
+                          "training down (BENCHMARKS.md, 'Turbo before/after')")
         return False
-    reasons["xla"] = "on: jit_compile fuses kernels on the GPU (seed measured about +20%)"
+    reasons["xla"] = ("on: jit_compile fuses kernels on the GPU (the seed's gain, not yet "
+                      "confirmed: BENCHMARKS.md, 'Turbo before/after', GPU)")
     return True
 
 
@@ -480,11 +501,9 @@ def _plan_env(facts: HardwareFacts, device: str, xla: bool, reasons: dict) -> di
         env["TF_GPU_THREAD_MODE"] = "gpu_private"
         notes.append("cuda_malloc_async allocator limits fragmentation on small cards")
         notes.append("gpu_private threads launch kernels without waiting on the input pipeline")
-        if xla:
-            env["TF_XLA_FLAGS"] = "--tf_xla_auto_jit=2"
-            notes.append("XLA auto-clustering also for models the user compiles without it")
     elif facts.machine in ("x86_64", "amd64"):
         env["TF_ENABLE_ONEDNN_OPTS"] = "1"
-        notes.append("oneDNN on: measured 2x faster training on this CPU")
+        notes.append("oneDNN on: faster training on x86 CPUs (BENCHMARKS.md, "
+                     "'Turbo before/after')")
     reasons["env"] = "; ".join(notes)
     return env

@@ -256,8 +256,7 @@ class Engine:
 
     def _compile_for(self, phase: Phase, batch_size: int) -> float:
         """Compile for ``phase`` at ``batch_size`` per replica; returns the learning rate used."""
-        scale = batch_size * self.plan.replicas / (self.plan.batch_size * self.plan.replicas)
-        learning_rate = phase.learning_rate * self.plan.learning_rate_scale * scale
+        learning_rate = phase.learning_rate * self.plan.with_batch(batch_size).learning_rate_scale
         with self.strategy.scope():
             self.spec.set_backbone_trainable(self.model, phase.backbone_trainable)
             self.model.compile(

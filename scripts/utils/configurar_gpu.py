@@ -8,7 +8,9 @@ Call it at the top of your own script, before ``import tensorflow``::
 
 It reads the root ``config.py`` (GPU_CONFIG, BATCH_SIZE), plans from the hardware it finds
 (``fisuras.hardware``), sets the environment TensorFlow reads at start-up, then applies memory,
-threads, precision policy and XLA. Idempotent; never raises.
+threads and precision policy. XLA is per model: compile yours with ``jit_compile=plan.xla``
+(Keras's default ``"auto"`` turns XLA on even where the plan found it slower). Idempotent;
+never raises.
 """
 
 from __future__ import annotations

@@ -59,5 +59,25 @@ print("STATE" + json.dumps(applied_state()))
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout.split("STATE", 1)[1])
-    assert state["policy"] == "mixed_float16" and state["jit"] is True
+    # XLA has one route, jit_compile per model: no process-wide auto-clustering
+    assert state["policy"] == "mixed_float16" and state["jit"] is False
     assert (state["intra_op_threads"], state["inter_op_threads"]) == (2, 1)
+
+
+def test_configure_again_with_other_settings_applies_the_new_plan(monkeypatch):
+    import fisuras.hardware as hardware
+    from fisuras.config import Settings
+    from fisuras.hardware.facts import HardwareFacts
+
+    applied_to_tensorflow = []
+    monkeypatch.setattr(hardware, "_applied", None)
+    monkeypatch.setattr(hardware, "apply_environment", lambda plan: [])
+    monkeypatch.setattr(hardware, "apply_tensorflow",
+                        lambda plan: applied_to_tensorflow.append(plan.batch_size) or [])
+    facts = HardwareFacts(cpu_cores=2)
+    first = hardware.configure(Settings(), facts=facts)
+    assert hardware.configure(Settings(), facts=facts) is first  # same plan: same object
+    second = hardware.configure(Settings(batch_size=16), facts=facts)
+    assert second.plan.batch_size == 16 and first.plan.batch_size == 64
+    assert "replaces it" in second.notes[0]
+    assert applied_to_tensorflow == [64, 16]  # the new plan reached TensorFlow too

@@ -63,7 +63,8 @@ def test_cpu_laptop_overrides_the_gpu_requests_with_measured_reasons():
     plan = plan_for(CPU_LAPTOP)
     assert plan.device == "cpu"
     assert plan.precision == "float32" and "overridden" in plan.reasons["precision"]
-    assert plan.xla is False and "4x slower" in plan.reasons["xla"]
+    assert plan.xla is False and "slows" in plan.reasons["xla"]
+    assert "BENCHMARKS.md" in plan.reasons["xla"]
     assert plan.env["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert "TF_XLA_FLAGS" not in plan.env
     assert (plan.intra_op_threads, plan.inter_op_threads) == (2, 1)
