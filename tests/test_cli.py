@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from fisuras.cli import main
 from fisuras.hardware.facts import GpuFacts, HardwareFacts, described, gpu_from_text
+from tests.conftest import project_root_copy
+
+TURBO = {"ENABLE_MIXED_PRECISION": True, "ENABLE_XLA": True, "ENABLE_MEMORY_GROWTH": True,
+         "MEMORY_LIMIT_MB": None}
 
 
-def show(*args: str):
-    return CliRunner().invoke(main, ["config", "show", "--knobs", "config.py", *args])
+@pytest.fixture(scope="module")
+def knobs(tmp_path_factory) -> str:
+    """A copy of config.py asking for the turbo at batch 48 (the user's own file is not read)."""
+    root = project_root_copy(tmp_path_factory.mktemp("project"), BATCH_SIZE=48, GPU_CONFIG=TURBO)
+    return str(root / "config.py")
 
 
-def test_config_show_previews_the_plan_of_a_described_laptop():
+@pytest.fixture
+def show(knobs):
+    return lambda *args: CliRunner().invoke(main, ["config", "show", "--knobs", knobs, *args])
+
+
+def test_config_show_previews_the_plan_of_a_described_laptop(show):
     result = show("--gpu", "RTX 2050,8.6,4096", "--wsl2")
     assert result.exit_code == 0, result.output
     plan = result.output.split("# hardware plan", 1)[1]
     assert "described hardware: RTX 2050 (compute capability 8.6, 4096 MiB), WSL2" in plan
     lines = {line.split()[0]: line.split()[1] for line in plan.splitlines()[1:] if line.strip()}
-    # the seed's config.py asks for the turbo, and this card honours all of it
+    # the knob file asks for the turbo at batch 48, and this card honours all of it
     assert lines["device"] == "gpu" and lines["precision"] == "mixed_float16"
-    assert lines["xla"] == "on" and lines["batch_size"] == "64"
+    assert lines["xla"] == "on" and lines["batch_size"] == "48"
 
 
-def test_config_show_preview_follows_the_described_card_and_the_settings():
+def test_config_show_preview_follows_the_described_card_and_the_settings(show):
     gtx = show("--gpu", "NVIDIA GeForce GTX 1650,7.5,4096").output
     assert "precision            float32" in gtx and "GTX 16" in gtx
     two = show("--gpu", "A100,8.0,40960", "--gpu", "A100,8.0,40960", "--set", "devices=all",
@@ -31,7 +44,7 @@ def test_config_show_preview_follows_the_described_card_and_the_settings():
     assert "mixed_bfloat16" in two and "mirrored x2" in two
 
 
-def test_a_badly_described_gpu_is_a_usage_error_naming_the_format():
+def test_a_badly_described_gpu_is_a_usage_error_naming_the_format(show):
     result = show("--gpu", "RTX 2050,8.6")
     assert result.exit_code == 2 and "'name,compute capability,MiB'" in result.output
     assert show("--wsl2").exit_code == 2
@@ -45,7 +58,7 @@ def test_described_facts_keep_this_machines_cpu():
         6, 9000, True, "linux", "described")
 
 
-def test_config_show_says_what_a_segmentation_epoch_is():
+def test_config_show_says_what_a_segmentation_epoch_is(show):
     default = show().output
     assert "# a segmentation epoch: every training photo about once at 256 px" in default
     assert "at least 25 steps" in default

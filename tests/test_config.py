@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
+import importlib
+import re
 import sys
 import textwrap
 
 import pytest
 
-from fisuras.config import Settings, SettingsError, load_settings, read_knob_file
-from tests.conftest import REPO_ROOT
+from fisuras.config import (
+    SEED_GPU_KNOBS,
+    SEED_KNOBS,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+from tests.conftest import REPO_ROOT, other_than, project_root_copy
 
 
 def write_knobs(tmp_path, body: str):
@@ -26,13 +33,43 @@ def test_defaults_are_the_seed_turbo_setup():
     assert s.gpu.memory_limit_mb is None
 
 
-def test_repo_knob_file_has_the_seed_names_and_values():
-    knobs = read_knob_file(REPO_ROOT / "config.py")
-    assert knobs == {
-        "batch_size": 64, "epochs_detect": 30, "epochs_segment": 35,
-        "gpu": {"enable_mixed_precision": True, "enable_xla": True,
-                "enable_memory_growth": True, "memory_limit_mb": None},
+def setting(settings: Settings, key: str):
+    """The value at a dotted Settings key (``SEED_KNOBS`` says where each knob lands)."""
+    value = settings.model_dump()
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def test_editing_each_knob_of_config_py_changes_its_setting_and_nothing_else(tmp_path):
+    # config.py is the user's: whatever it holds now, editing a knob must move its setting.
+    shipped = load_settings(project_root_copy(tmp_path / "shipped") / "config.py")
+    gpu = setting(shipped, SEED_KNOBS["GPU_CONFIG"])
+    edits = {
+        "BATCH_SIZE": other_than(setting(shipped, SEED_KNOBS["BATCH_SIZE"]), 40, 48),
+        "EPOCHS_DETECCION": setting(shipped, SEED_KNOBS["EPOCHS_DETECCION"]) + 1,
+        "EPOCHS_SEGMENTACION": setting(shipped, SEED_KNOBS["EPOCHS_SEGMENTACION"]) + 2,
+        "GPU_CONFIG": {
+            "ENABLE_MIXED_PRECISION": not gpu["enable_mixed_precision"],
+            "ENABLE_XLA": not gpu["enable_xla"],
+            "ENABLE_MEMORY_GROWTH": not gpu["enable_memory_growth"],
+            "MEMORY_LIMIT_MB": other_than(gpu["memory_limit_mb"], 3000, 2500),
+        },
     }
+    assert set(edits) == set(SEED_KNOBS) and set(edits["GPU_CONFIG"]) == set(SEED_GPU_KNOBS)
+    edited = load_settings(project_root_copy(tmp_path / "edited", **edits) / "config.py")
+
+    expected = shipped.model_dump()
+    for name, value in edits.items():
+        *parents, last = SEED_KNOBS[name].split(".")
+        target = expected
+        for part in parents:
+            target = target[part]
+        if name == "GPU_CONFIG":
+            target[last].update({SEED_GPU_KNOBS[key]: v for key, v in value.items()})
+        else:
+            target[last] = value
+    assert edited.model_dump() == expected
 
 
 def test_precedence_defaults_knobs_run_file_flags(tmp_path):
@@ -109,25 +146,34 @@ def test_settings_round_trip_through_yaml(tmp_path):
     assert load_settings(run_file=run) == s
 
 
-def test_config_py_imports_from_root_and_changes_reach_config_show(tmp_path):
-    printed = subprocess.run([sys.executable, "-c", "import config; print(config.BATCH_SIZE)"],
-                             cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert printed.stdout.strip() == "64"
-    # A user's edited knob file, in a copy of the project root, reaches `fisuras config show`.
-    (tmp_path / "config.py").write_text(
-        (REPO_ROOT / "config.py").read_text().replace("BATCH_SIZE = 64", "BATCH_SIZE = 40"))
-    (tmp_path / "scripts" / "utils").mkdir(parents=True)
-    (tmp_path / "scripts" / "utils" / "configurar_gpu.py").write_text("")
-    shown = subprocess.run([sys.executable, "-m", "fisuras", "config", "show"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True)
-    assert "batch_size: 40" in shown.stdout
-    flagged = subprocess.run([sys.executable, "-m", "fisuras", "config", "show", "--set",
-                              "batch_size=12"], cwd=tmp_path, capture_output=True, text=True,
-                             check=True)
-    assert "batch_size: 12" in flagged.stdout
-    bad = subprocess.run([sys.executable, "-m", "fisuras", "config", "show", "--set",
-                          "batch_size=0"], cwd=tmp_path, capture_output=True, text=True)
-    assert bad.returncode != 0 and "batch_size = 0" in bad.stderr
+def shows_batch(settings_yaml: str, batch: int) -> bool:
+    return re.search(rf"^\s*batch_size: {batch}$", settings_yaml, re.MULTILINE) is not None
+
+
+def test_an_edited_config_py_in_the_project_root_is_what_fisuras_reads(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from fisuras.cli import main
+
+    shipped = setting(load_settings(REPO_ROOT / "config.py"), SEED_KNOBS["BATCH_SIZE"])
+    batch = other_than(shipped, 40, 48)
+    root = project_root_copy(tmp_path, BATCH_SIZE=batch)  # a user's edited copy of the project
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "config", raising=False)
+    try:  # the seed's scripts `import config` from the root
+        imported = importlib.import_module("config")
+        assert batch == imported.BATCH_SIZE
+    finally:
+        sys.modules.pop("config", None)
+    shown = CliRunner().invoke(main, ["config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert shows_batch(shown.stdout, batch) and not shows_batch(shown.stdout, shipped)
+    flagged = CliRunner().invoke(main, ["config", "show", "--set", "batch_size=12"])
+    assert flagged.exit_code == 0 and shows_batch(flagged.stdout, 12)
+    bad = CliRunner().invoke(main, ["config", "show", "--set", "batch_size=0"])
+    assert bad.exit_code != 0 and "batch_size = 0" in bad.output
+
 
 
 # --- run files in the encodings Windows tools write (issue 14) -------------------------------
