@@ -10,6 +10,7 @@ import click
 import yaml
 
 from fisuras.config import Settings, SettingsError, load_settings
+from fisuras.errors import FisurasError
 
 KNOB_FILE = "config.py"
 
@@ -68,11 +69,10 @@ def resolve_settings(knob_file: str | None, run_file: str | None, set_values: tu
 def requested_changes(run_file: str | None, set_values: tuple[str, ...],
                       **flags: Any) -> dict[str, Any]:
     """What the command line asks for explicitly (dotted keys): run file, --set, then flags."""
-    from fisuras.config import read_run_file
-    from fisuras.train.resume import flatten
+    from fisuras.config import dotted, read_run_file
 
     try:
-        asked = flatten(read_run_file(run_file)) if run_file else {}
+        asked = dotted(read_run_file(run_file)) if run_file else {}
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
     return {**asked, **_parse_set(set_values), **{k: v for k, v in flags.items()
@@ -92,7 +92,7 @@ def described_gpu_options(help_text: str):
 def described_facts(gpus: tuple[str, ...], wsl2: bool):
     """This machine's facts with the described GPUs, or ``None`` when none is described."""
     from fisuras.hardware import detect
-    from fisuras.hardware.facts import described, gpu_from_text
+    from fisuras.hardware.facts import GpuDescriptionError, described, gpu_from_text
 
     if wsl2 and not gpus:
         raise click.BadParameter("describe the GPU too (--gpu NAME,CC,MIB)", param_hint="--wsl2")
@@ -100,7 +100,7 @@ def described_facts(gpus: tuple[str, ...], wsl2: bool):
         return None
     try:
         described_gpus = tuple(gpu_from_text(text) for text in gpus)
-    except ValueError as error:
+    except GpuDescriptionError as error:
         raise click.BadParameter(str(error), param_hint="--gpu") from None
     return described(detect(), described_gpus, wsl2=wsl2)
 
@@ -144,15 +144,14 @@ def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
     this machine's), so a laptop's plan can be seen before installing CUDA on it.
     """
     from fisuras.hardware import detect, make_plan
+    from fisuras.tasks import TASKS
 
     settings = resolve_settings(knob_file, run_file, set_values)
-    from fisuras.data.cache_plan import describe_segmentation_epoch
-
     facts = described_facts(gpus, wsl2)
     click.echo(settings.to_yaml().rstrip())
-    click.echo("\n# " + describe_segmentation_epoch(
-        settings.crops_per_photo_segment, settings.min_steps_per_epoch_segment,
-        settings.image_size_segment, settings.scale_jitter_segment))
+    for task in TASKS.values():
+        if (epoch := task.describe_epoch(settings)) is not None:
+            click.echo(f"\n# {epoch}")
     if plan or facts:
         title = "# hardware plan"
         if facts:
@@ -165,24 +164,42 @@ def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
 
 
 # --- training ---------------------------------------------------------------------------------
-# Library errors derive from these and carry a clear message (file, problem, what to do).
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError, ImportError)
+# The library's own errors derive from FisurasError and say what is wrong and where; a
+# file-system error that names its file is as clear. Anything else is a bug: its traceback shows.
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (FisurasError, OSError)
+
+
+def known_error_message(error: BaseException) -> str | None:
+    """One line for an error the user can fix; ``None`` for any other (a bug, to surface)."""
+    if isinstance(error, FisurasError):
+        return str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        where = str(error.filename) if error.filename2 is None \
+            else f"{error.filename} -> {error.filename2}"
+        return f"{where}: {error.strerror or error}"
+    return None
 
 
 def _run_library(call):
-    """Call into the library; its clear errors become a one-line message and exit code 1."""
+    """Call into the library; a :class:`FisurasError`, or an ``OSError`` naming its file,
+    becomes a one-line message and exit code 1. Any other exception propagates with its
+    traceback: it is a bug, not something the user can fix."""
     try:
         return call()
     except KNOWN_ERRORS as error:
-        raise click.ClickException(str(error)) from None
+        message = known_error_message(error)
+        if message is None:
+            raise
+        raise click.ClickException(message) from None
 
 
 def _train_command(task: str):
-    epochs_key = "epochs_detect" if task == "detect" else "epochs_segment"
-    frozen_key = "frozen_epochs_detect" if task == "detect" else "frozen_epochs_segment"
-    backbone_key = "backbone_detect" if task == "detect" else "backbone_segment"
-    size_key = "image_size_detect" if task == "detect" else "image_size_segment"
-    batch_key = "batch_size" if task == "detect" else "batch_size_segment"
+    from fisuras.tasks import get_task
+
+    job = get_task(task)
+    epochs_key, frozen_key, backbone_key, size_key, batch_key = (
+        job.key(name) for name in ("epochs", "frozen_epochs", "backbone", "image_size",
+                                   "batch_size"))
 
     @click.argument("data", required=False, type=click.Path(exists=True, file_okay=False))
     @click.option("--resume", type=click.Path(exists=True, file_okay=False),
@@ -236,7 +253,7 @@ def _train_command(task: str):
             sys.exit(130)  # the shell's code for Ctrl-C
         click.echo(format_train_result(result))
 
-    command.__doc__ = (f"Train a {'detection' if task == 'detect' else 'segmentation'} model on "
+    command.__doc__ = (f"Train a {job.noun} model on "
                        "DATA; the run goes to runs/" + task + "/<name>/.")
     return command
 
@@ -357,15 +374,15 @@ def demo(workdir, shared_data, knob_file, run_file, set_values) -> None:
 @main.command()
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(min=1),
               help="Measured training steps per configuration, after the warm-up.")
-@click.option("--backbone", help="Detection backbone (default: backbone_detect), e.g. small_cnn.")
+@click.option("--backbone", help="Detection backbone (default: detect.backbone), e.g. small_cnn.")
 @click.option("--image-size", type=int,
-              help="Input side (default: image_size_detect); 96-128 for a quicker CPU run.")
+              help="Input side (default: detect.image_size); 96-128 for a quicker CPU run.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False),
               help="A detection dataset (default: synthetic SDNET2018-shaped images).")
 @click.option("--images", "n_images", default=56092, show_default=True,
               type=click.IntRange(min=1), help="Dataset size the epoch time is projected for.")
 @click.option("--epochs", type=click.IntRange(min=1),
-              help="Epochs the full-training time is projected for (default: epochs_detect).")
+              help="Epochs the full-training time is projected for (default: detect.epochs).")
 @click.option("--only", help="Comma-separated configurations, e.g. baseline,planned.")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(min=1),
               help="Interleaved runs per configuration; the fastest counts (busy machines).")

@@ -13,16 +13,21 @@ Sources, in rising priority:
 The GPU knobs are *requests*: ``fisuras.hardware.plan`` decides what the hardware found can honour
 and says why. This module does not import TensorFlow.
 
+Each task has its section (``detect.epochs``, ``segment.backbone``, ...); the flat names of
+earlier versions (``epochs_detect``) are still read, with a note (``FLAT_KEYS``).
+
 Example:
-    >>> s = load_settings(overrides={"batch_size": 32})
-    >>> s.batch_size, s.epochs_detect, s.fine_tune_epochs_detect
+    >>> s = load_settings(overrides={"detect.batch_size": 32})
+    >>> s.detect.batch_size, s.detect.epochs, s.detect.fine_tune_epochs
     (32, 30, 22)
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import runpy
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,14 +41,19 @@ from pydantic import (
     model_validator,
 )
 
-Backbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "small_cnn"]
-SegBackbone = Literal["mobilenet_v2", "efficientnet_v2_b0", "resnet50", "unet_light"]
+from fisuras.errors import FisurasError
+from fisuras.models.names import DETECT_BACKBONES, LOSSES, SEGMENT_BACKBONES
+
+# The allowed names come from the model registries (``fisuras.models.names``).
+Backbone = Literal[DETECT_BACKBONES]  # type: ignore[valid-type]
+SegBackbone = Literal[SEGMENT_BACKBONES]  # type: ignore[valid-type]
+Loss = Literal[LOSSES]  # type: ignore[valid-type]
 
 # The seed's knob names in the root config.py, and where each one lands in Settings.
 SEED_KNOBS = {
-    "BATCH_SIZE": "batch_size",
-    "EPOCHS_DETECCION": "epochs_detect",
-    "EPOCHS_SEGMENTACION": "epochs_segment",
+    "BATCH_SIZE": "detect.batch_size",
+    "EPOCHS_DETECCION": "detect.epochs",
+    "EPOCHS_SEGMENTACION": "segment.epochs",
     "GPU_CONFIG": "gpu",
 }
 SEED_GPU_KNOBS = {
@@ -62,7 +72,7 @@ RUN_NAME_RULE = ("one folder name, up to 100 characters of letters, digits, spac
                  "(no / or \\, no '..'), e.g. 'cfd-unet-v2'")
 
 
-class SettingsError(ValueError):
+class SettingsError(FisurasError, ValueError):
     """A bad value or unknown name; the message names key, value and what is allowed."""
 
 
@@ -80,42 +90,131 @@ class GpuSettings(_Strict):
     precision: Literal["auto", "float16", "bfloat16"] = "auto"
 
 
-class Settings(_Strict):
-    """Everything a run needs to know, resolved once and saved with the run."""
+class DetectSettings(_Strict):
+    """Patch classification (``detect``): the seed's two-phase transfer-learning recipe."""
 
-    # Batch and schedule (the seed's defaults)
-    batch_size: int = Field(default=64, ge=1, le=4096)  # detection (the seed's BATCH_SIZE)
-    # Segmentation: "auto" lets the plan choose for the crop size and the card (see the plan).
-    batch_size_segment: int | Literal["auto"] = "auto"
-    epochs_detect: int = Field(default=30, ge=1)
-    frozen_epochs_detect: int = Field(default=8, ge=0)
-    epochs_segment: int = Field(default=35, ge=1)
-    frozen_epochs_segment: int = Field(default=0, ge=0)
-
-    # Models
-    backbone_detect: Backbone = "mobilenet_v2"
-    backbone_segment: SegBackbone = "mobilenet_v2"
-    weights: str = Field(default="imagenet", min_length=1)
-    image_size_detect: int = Field(default=224, ge=32, le=1024, multiple_of=32)
-    image_size_segment: int = Field(default=256, ge=32, le=1024, multiple_of=32)
-    loss_segment: Literal["bce_dice", "bce", "dice", "focal", "tversky"] = "bce_dice"
-    # A segmentation epoch: "one" random crop per photo, or "area": every photo about once at
-    # the crop size (its area in crops, placed at random); then repeated until it has at least
-    # min_steps_per_epoch_segment steps. Scale jitter: crop windows of S x a factor in this
-    # range, resized to S.
-    crops_per_photo_segment: Literal["one", "area"] = "area"
-    min_steps_per_epoch_segment: int = Field(default=25, ge=0)
-    scale_jitter_segment: tuple[float, float] = (0.8, 1.25)
-    # Learning rate per step: linear warm-up over the first epoch, then cosine decay to 1% by
-    # the end of each phase (Keras's CosineDecay shape); "constant" keeps the rate.
-    lr_schedule_segment: Literal["warmup_cosine", "constant"] = "warmup_cosine"
-
-    # Optimisation: learning rates are given for batch 64 and scaled linearly with the batch.
+    epochs: int = Field(default=30, ge=1)  # the seed's EPOCHS_DETECCION
+    frozen_epochs: int = Field(default=8, ge=0)  # backbone frozen first, then fine-tuning
+    backbone: Backbone = "mobilenet_v2"
+    image_size: int = Field(default=224, ge=32, le=1024, multiple_of=32)
+    batch_size: int = Field(default=64, ge=1, le=4096)  # the seed's BATCH_SIZE
+    # Learning rates are given for reference_batch_size and scaled linearly with the batch.
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
     fine_tune_learning_rate: float = Field(default=1e-5, gt=0, lt=1)
     reference_batch_size: int = Field(default=64, ge=1)
-    reference_batch_size_segment: int = Field(default=8, ge=1)  # segmentation rates are for 8
     dropout: float = Field(default=0.2, ge=0, lt=1)
+
+    @property
+    def frozen_phase_epochs(self) -> int:
+        """Phase-1 epochs: ``frozen_epochs``, at most all of ``epochs``.
+
+        Clamped rather than rejected, so ``--epochs 3`` works without also lowering the 8.
+        """
+        return min(self.frozen_epochs, self.epochs)
+
+    @property
+    def fine_tune_epochs(self) -> int:
+        """Phase-2 epochs: the rest of ``epochs`` after the frozen phase (30 - 8 = 22)."""
+        return self.epochs - self.frozen_phase_epochs
+
+
+class SegmentSettings(_Strict):
+    """Crack segmentation (``segment``): a U-Net on random crops, scored with a tolerance."""
+
+    epochs: int = Field(default=35, ge=1)  # the seed's EPOCHS_SEGMENTACION
+    frozen_epochs: int = Field(default=0, ge=0)  # encoder warm-up (pretrained encoders only)
+    backbone: SegBackbone = "mobilenet_v2"
+    image_size: int = Field(default=256, ge=32, le=1024, multiple_of=32)  # the crop side
+    # "auto": the plan chooses for the crop size and the card (``fisuras config show --plan``).
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    reference_batch_size: int = Field(default=8, ge=1)  # the batch learning_rate is for
+    loss: Loss = "bce_dice"
+    # An epoch: "one" random crop per photo, or "area": every photo about once at the crop size
+    # (its area in crops, placed at random); then repeated until it has at least
+    # min_steps_per_epoch steps. Scale jitter: crop windows of S x a factor in this range,
+    # resized to S.
+    crops_per_photo: Literal["one", "area"] = "area"
+    min_steps_per_epoch: int = Field(default=25, ge=0)
+    scale_jitter: tuple[float, float] = (0.8, 1.25)
+    # Learning rate per step: linear warm-up over the first epoch, then cosine decay to 1% by
+    # the end of each phase (Keras's CosineDecay shape); "constant" keeps the rate.
+    lr_schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    tolerance_px: int = Field(default=2, ge=0, le=20)  # evaluation: the F1's tolerance
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> SegmentSettings:
+        if isinstance(self.batch_size, int) and not 1 <= self.batch_size <= 4096:
+            raise ValueError(f"segment.batch_size={self.batch_size}; allowed: 'auto' or a whole "
+                             "number from 1 to 4096")
+        low, high = self.scale_jitter
+        if not 0 < low <= high:
+            raise ValueError(f"segment.scale_jitter={list(self.scale_jitter)}; allowed: "
+                             "[low, high] with 0 < low <= high, e.g. [0.8, 1.25] ([1, 1]: off)")
+        return self
+
+
+# Flat keys of fisuras before the task sections, and where each lives now (learning_rate was
+# shared by both tasks). Still read, with a deprecation note (``migrate_flat_keys``).
+FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    "batch_size": ("detect.batch_size",),
+    "epochs_detect": ("detect.epochs",),
+    "frozen_epochs_detect": ("detect.frozen_epochs",),
+    "backbone_detect": ("detect.backbone",),
+    "image_size_detect": ("detect.image_size",),
+    "learning_rate": ("detect.learning_rate", "segment.learning_rate"),
+    "fine_tune_learning_rate": ("detect.fine_tune_learning_rate",),
+    "reference_batch_size": ("detect.reference_batch_size",),
+    "dropout": ("detect.dropout",),
+    "batch_size_segment": ("segment.batch_size",),
+    "epochs_segment": ("segment.epochs",),
+    "frozen_epochs_segment": ("segment.frozen_epochs",),
+    "backbone_segment": ("segment.backbone",),
+    "image_size_segment": ("segment.image_size",),
+    "reference_batch_size_segment": ("segment.reference_batch_size",),
+    "loss_segment": ("segment.loss",),
+    "crops_per_photo_segment": ("segment.crops_per_photo",),
+    "min_steps_per_epoch_segment": ("segment.min_steps_per_epoch",),
+    "scale_jitter_segment": ("segment.scale_jitter",),
+    "lr_schedule_segment": ("segment.lr_schedule",),
+    "tolerance_px": ("segment.tolerance_px",),
+}
+
+
+def migrate_flat_keys(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``values`` with the old flat keys moved into their task sections, and one note per key.
+
+    Example:
+        >>> migrate_flat_keys({"epochs_detect": 5})
+        ({'detect': {'epochs': 5}}, ['epochs_detect is now detect.epochs'])
+    """
+    moved = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()
+             if k not in FLAT_KEYS}
+    notes = []
+    for old, value in values.items():
+        if old not in FLAT_KEYS:
+            continue
+        for new in FLAT_KEYS[old]:
+            section, key = new.split(".")
+            target = moved.setdefault(section, {})
+            if isinstance(target, dict):
+                target.setdefault(key, value)  # the new key wins when both are given
+        notes.append(f"{old} is now {' and '.join(FLAT_KEYS[old])}")
+    return moved, notes
+
+
+class Settings(_Strict):
+    """Everything a run needs to know, resolved once and saved with the run.
+
+    Each task has its section (``detect``, ``segment``: :class:`DetectSettings`,
+    :class:`SegmentSettings`); the rest is shared. ``settings.section("segment").epochs``.
+    """
+
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    segment: SegmentSettings = Field(default_factory=SegmentSettings)
+
+    # Models
+    weights: str = Field(default="imagenet", min_length=1)
     steps_per_execution: int | Literal["auto"] = "auto"
 
     # Data
@@ -127,9 +226,6 @@ class Settings(_Strict):
     augment: bool = True
     deterministic: bool = False  # fixed order and seeded augmentation (tests, exact resume)
 
-    # Evaluation
-    tolerance_px: int = Field(default=2, ge=0, le=20)
-
     # Hardware requests and scale-out
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     devices: int | Literal["all"] = 1
@@ -138,6 +234,12 @@ class Settings(_Strict):
     # Where runs go
     runs_dir: str = "runs"
     run_name: str | None = None  # a folder under runs_dir/<task>/ (RUN_NAME_RULE)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat_keys(cls, values: Any) -> Any:
+        # Run folders written before the task sections hold flat keys: still readable.
+        return migrate_flat_keys(values)[0] if isinstance(values, dict) else values
 
     @field_validator("run_name")
     @classmethod
@@ -156,29 +258,24 @@ class Settings(_Strict):
                 f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction}; "
                 "allowed: below 1 so that something is left to train on"
             )
-        if isinstance(self.batch_size_segment, int) and not 1 <= self.batch_size_segment <= 4096:
-            raise ValueError(f"batch_size_segment={self.batch_size_segment}; allowed: 'auto' or "
-                             "a whole number from 1 to 4096")
         if isinstance(self.devices, int) and self.devices < 1:
             raise ValueError(f"devices={self.devices}; allowed: 'all' or a whole number >= 1")
-        low, high = self.scale_jitter_segment
-        if not 0 < low <= high:
-            raise ValueError(f"scale_jitter_segment={list(self.scale_jitter_segment)}; allowed: "
-                             "[low, high] with 0 < low <= high, e.g. [0.8, 1.25] ([1, 1]: off)")
         return self
 
-    @property
-    def frozen_phase_epochs_detect(self) -> int:
-        """Phase-1 epochs: ``frozen_epochs_detect``, at most all of ``epochs_detect``.
+    def updated(self, overrides: dict[str, Any]) -> Settings:
+        """A validated copy with ``overrides`` applied (dotted keys: ``{"detect.epochs": 3}``).
 
-        Clamped rather than rejected, so ``--epochs 3`` works without also lowering the 8.
+        Example:
+            >>> Settings().updated({"segment.epochs": 3}).segment.epochs
+            3
         """
-        return min(self.frozen_epochs_detect, self.epochs_detect)
+        return load_settings(overrides={**dotted(self.to_dict()), **overrides})
 
-    @property
-    def fine_tune_epochs_detect(self) -> int:
-        """Phase-2 epochs: the rest of ``epochs_detect`` after the frozen phase (30 - 8 = 22)."""
-        return self.epochs_detect - self.frozen_phase_epochs_detect
+    def section(self, task: str) -> DetectSettings | SegmentSettings:
+        """The settings section of ``task`` ("detect" or "segment")."""
+        if task not in ("detect", "segment"):
+            raise SettingsError(f"unknown task {task!r}; allowed: 'detect', 'segment'")
+        return getattr(self, task)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for JSON/YAML and the run folder)."""
@@ -211,7 +308,7 @@ def read_knob_file(path: str | Path) -> dict[str, Any]:
         if seed_name == "GPU_CONFIG":
             value = _read_gpu_knobs(path, value)
         values[key] = value
-    return values
+    return _undot(values)
 
 
 def _read_gpu_knobs(path: Path, gpu_config: Any) -> dict[str, Any]:
@@ -297,12 +394,40 @@ def load_settings(
         layers.append((str(run_file), read_run_file(run_file)))
     if overrides:
         layers.append(("command line", _undot(dict(overrides))))
-    for _source, values in layers:
+    for index, (source, values) in enumerate(layers):
+        values, notes = migrate_flat_keys(values)
+        layers[index] = (source, values)
+        for note in notes:  # FutureWarning: shown to users by default, unlike Deprecation
+            warnings.warn(f"{source}: {note} (the old name still works, for now)",
+                          FutureWarning, stacklevel=2)
         _deep_update(merged, values)
     try:
         return Settings(**merged)
     except ValidationError as error:
         raise SettingsError(_explain(error, layers)) from None
+
+
+def validate_settings(values: Any, source: str) -> Settings:
+    """``Settings`` from a whole set of ``values`` (a run's settings.yaml...) read from ``source``.
+
+    Raises:
+        SettingsError: naming the key, the bad value, ``source`` and what is allowed.
+    """
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise SettingsError(_explain(error, [(source, values)])) from None
+
+
+def dotted(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"gpu": {"enable_xla": True}}`` -> ``{"gpu.enable_xla": True}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _undot(values: dict[str, Any]) -> dict[str, Any]:
@@ -355,8 +480,10 @@ def _explain(error: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -
         key = ".".join(str(p) for p in key_path) or "settings"
         source = _source_of(key_path, layers)
         if item["type"] == "extra_forbidden":
+            close = _close_keys(key)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
             lines.append(
-                f"  {key}: unknown setting (from {source}); allowed: "
+                f"  {key}: unknown setting (from {source}){hint}; allowed: "
                 f"{_allowed(key_path, 'unknown name')}"
             )
         elif item["type"] == "value_error" and not key_path:  # a rule between several fields
@@ -372,6 +499,18 @@ def _explain(error: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -
                 f"allowed: {_allowed(key_path, item['msg'])}"
             )
     return "\n".join(lines)
+
+
+def _close_keys(key: str) -> list[str]:
+    """Known dotted keys that ``key`` is probably a misspelling of (by full name or last part)."""
+    def score(known: str) -> float:
+        leaf = known.rsplit(".", 1)[-1]
+        return max(difflib.SequenceMatcher(None, key, known).ratio(),
+                   difflib.SequenceMatcher(None, key.rsplit(".", 1)[-1], leaf).ratio())
+
+    scored = [(score(known), known) for known in dotted(Settings().to_dict())]
+    best = max(s for s, _ in scored)
+    return sorted(k for s, k in scored if s >= max(best, 0.75))[:2]
 
 
 def _source_of(key_path: tuple, layers: list[tuple[str, dict[str, Any]]]) -> str:

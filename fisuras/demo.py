@@ -37,23 +37,23 @@ def demo_recipe(plan: Plan) -> DemoRecipe:
     Example:
         >>> from fisuras.config import Settings
         >>> from fisuras.hardware import HardwareFacts, make_plan
-        >>> demo_recipe(make_plan(HardwareFacts(cpu_cores=2), Settings())).detect["backbone_detect"]
+        >>> demo_recipe(make_plan(HardwareFacts(cpu_cores=2), Settings())).detect["detect.backbone"]
         'small_cnn'
     """
     if plan.device == "gpu":
         return DemoRecipe(
             images_per_class_per_surface=400, segmentation_pairs=300,
-            detect={"backbone_detect": "mobilenet_v2", "image_size_detect": 224,
-                    "epochs_detect": 8, "frozen_epochs_detect": 3},
-            segment={"backbone_segment": "mobilenet_v2", "image_size_segment": 256,
-                     "epochs_segment": 10},
+            detect={"detect.backbone": "mobilenet_v2", "detect.image_size": 224,
+                    "detect.epochs": 8, "detect.frozen_epochs": 3},
+            segment={"segment.backbone": "mobilenet_v2", "segment.image_size": 256,
+                     "segment.epochs": 10},
             reason="GPU found: the turbo backbones at full size, few epochs")
     return DemoRecipe(
         images_per_class_per_surface=150, segmentation_pairs=160,
-        detect={"backbone_detect": "small_cnn", "image_size_detect": 96, "epochs_detect": 8,
-                "frozen_epochs_detect": 0, "batch_size": 32, "weights": "none"},
-        segment={"backbone_segment": "unet_light", "image_size_segment": 128,
-                 "epochs_segment": 3, "batch_size_segment": 8, "weights": "none"},
+        detect={"detect.backbone": "small_cnn", "detect.image_size": 96, "detect.epochs": 8,
+                "detect.frozen_epochs": 0, "detect.batch_size": 32, "weights": "none"},
+        segment={"segment.backbone": "unet_light", "segment.image_size": 128,
+                 "segment.epochs": 3, "segment.batch_size": 8, "weights": "none"},
         reason="CPU only: small models at reduced size so the demo takes minutes")
 
 
@@ -91,8 +91,7 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
     for task, data, overrides, real_sets in (
             ("detect", summary.sdnet_dir, recipe.detect, REAL_DETECTION_SETS),
             ("segment", summary.seg_dir, recipe.segment, REAL_SEGMENTATION_SETS)):
-        task_settings = settings.model_copy(update={**overrides, "run_name": f"demo-{task}"})
-        task_settings = Settings.model_validate(task_settings.model_dump())
+        task_settings = settings.updated({**overrides, "run_name": f"demo-{task}"})
         # The plan's rules again with the demo's sizes (batches depend on them); pure.
         task_plan = make_plan(detect(), task_settings, replicas=plan.replicas)
         trained = train(task, data, task_settings, task_plan, verbose=2, log=log)

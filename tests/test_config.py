@@ -27,8 +27,8 @@ def write_knobs(tmp_path, body: str):
 
 def test_defaults_are_the_seed_turbo_setup():
     s = Settings()
-    assert (s.batch_size, s.epochs_detect, s.epochs_segment) == (64, 30, 35)
-    assert (s.frozen_epochs_detect, s.fine_tune_epochs_detect) == (8, 22)
+    assert (s.detect.batch_size, s.detect.epochs, s.segment.epochs) == (64, 30, 35)
+    assert (s.detect.frozen_epochs, s.detect.fine_tune_epochs) == (8, 22)
     assert s.gpu.enable_mixed_precision and s.gpu.enable_xla and s.gpu.enable_memory_growth
     assert s.gpu.memory_limit_mb is None
 
@@ -81,33 +81,34 @@ def test_precedence_defaults_knobs_run_file_flags(tmp_path):
     run = tmp_path / "run.yaml"
     run.write_text("batch_size: 16\ngpu:\n  memory_limit_mb: 2500\n")
     only_knobs = load_settings(knobs)
-    assert (only_knobs.batch_size, only_knobs.epochs_detect) == (32, 12)
+    assert (only_knobs.detect.batch_size, only_knobs.detect.epochs) == (32, 12)
     assert only_knobs.gpu.enable_xla is False and only_knobs.gpu.memory_limit_mb == 3000
-    assert only_knobs.epochs_segment == 35  # untouched default
+    assert only_knobs.segment.epochs == 35  # untouched default
     with_run = load_settings(knobs, run)
-    assert with_run.batch_size == 16 and with_run.gpu.memory_limit_mb == 2500
+    assert with_run.detect.batch_size == 16 and with_run.gpu.memory_limit_mb == 2500
     assert with_run.gpu.enable_xla is False  # nested keys merge, not replace
     with_flags = load_settings(knobs, run, {"batch_size": 8, "gpu.enable_xla": True,
                                             "gpu.memory_limit_mb": None})
-    assert with_flags.batch_size == 8 and with_flags.gpu.enable_xla is True
+    assert with_flags.detect.batch_size == 8 and with_flags.gpu.enable_xla is True
     assert with_flags.gpu.memory_limit_mb is None  # an explicit null clears the file's limit
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"batch_size": 0}, ["batch_size = 0", ">= 1"]),
-        ({"batch_size": "many"}, ["batch_size = 'many'", "integer"]),
-        ({"epochs_segment": -3}, ["epochs_segment = -3", ">= 1"]),
+        ({"detect.batch_size": 0}, ["detect.batch_size = 0", ">= 1"]),
+        ({"detect.batch_size": "many"}, ["detect.batch_size = 'many'", "integer"]),
+        ({"segment.epochs": -3}, ["segment.epochs = -3", ">= 1"]),
         ({"gpu.enable_xla": "maybe"}, ["gpu.enable_xla = 'maybe'", "boolean"]),
         ({"gpu.memory_limit_mb": -1}, ["gpu.memory_limit_mb = -1", "> 0"]),
-        ({"backbone_detect": "vgg16"}, ["backbone_detect = 'vgg16'", "'mobilenet_v2'"]),
-        ({"image_size_detect": 100}, ["image_size_detect = 100", "multiple of 32"]),
+        ({"detect.backbone": "vgg16"}, ["detect.backbone = 'vgg16'", "'mobilenet_v2'"]),
+        ({"image_size_detect": 100}, ["detect.image_size = 100", "multiple of 32"]),  # old name
         ({"cache": "ssd"}, ["cache = 'ssd'", "'memory'"]),
-        ({"learning_rate": 5}, ["learning_rate = 5", "< 1"]),
+        ({"segment.learning_rate": 5}, ["segment.learning_rate = 5", "< 1"]),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, ["val_fraction + test_fraction", "below 1"]),
         ({"devices": 0}, ["devices=0", "'all'"]),
-        ({"bacth_size": 3}, ["bacth_size: unknown setting", "batch_size"]),
+        ({"bacth_size": 3}, ["bacth_size: unknown setting", "did you mean detect.batch_size"]),
+        ({"detect.epoch": 3}, ["detect.epoch: unknown setting", "did you mean detect.epochs"]),
         ({"gpu.enable_fp16": True}, ["gpu.enable_fp16: unknown setting", "enable_mixed_precision"]),
     ],
 )
@@ -120,7 +121,7 @@ def test_each_bad_value_names_key_value_and_what_is_allowed(overrides, expected)
 
 def test_frozen_epochs_are_clamped_to_the_total():
     short = load_settings(overrides={"epochs_detect": 3})
-    assert (short.frozen_phase_epochs_detect, short.fine_tune_epochs_detect) == (3, 0)
+    assert (short.detect.frozen_phase_epochs, short.detect.fine_tune_epochs) == (3, 0)
 
 
 def test_errors_name_the_source_file(tmp_path):
@@ -189,7 +190,7 @@ def test_run_file_in_utf8_with_or_without_bom_and_utf16_with_bom(tmp_path, encod
     run = tmp_path / "run.yaml"
     run.write_bytes(data)
     settings = load_settings(run_file=run)
-    assert (settings.batch_size, settings.run_name) == (16, "grietas-año")
+    assert (settings.detect.batch_size, settings.run_name) == (16, "grietas-año")
 
 
 @pytest.mark.parametrize(("data", "problem"), [
@@ -240,3 +241,22 @@ def test_a_bad_run_name_in_a_run_file_names_the_file(tmp_path):
     run.write_text("run_name: ../outside\n")
     with pytest.raises(SettingsError, match=r"run_name = '../outside' \(from .*run\.yaml\)"):
         load_settings(run_file=run)
+
+
+def test_the_flat_names_of_earlier_versions_still_work_with_a_note():
+    with pytest.warns(FutureWarning, match="epochs_detect is now detect.epochs"):
+        settings = load_settings(overrides={"epochs_detect": 5, "learning_rate": 0.01})
+    assert settings.detect.epochs == 5
+    # learning_rate was shared by both tasks: it lands in both sections
+    assert settings.detect.learning_rate == settings.segment.learning_rate == 0.01
+    # a run folder written before the sections (flat settings.yaml) still reads
+    old = Settings.model_validate({"backbone_segment": "unet_light", "batch_size": 16})
+    assert (old.segment.backbone, old.detect.batch_size) == ("unet_light", 16)
+
+
+def test_the_seed_knob_names_land_in_the_task_sections(tmp_path):
+    knobs = tmp_path / "config.py"
+    knobs.write_text("BATCH_SIZE = 48\nEPOCHS_DETECCION = 12\nEPOCHS_SEGMENTACION = 20\n")
+    settings = load_settings(knobs)
+    assert (settings.detect.batch_size, settings.detect.epochs, settings.segment.epochs) == (
+        48, 12, 20)

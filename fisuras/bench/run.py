@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fisuras.bench.turbo import (
     SDNET2018_IMAGES,
+    BenchmarkError,
     BenchmarkResult,
     Configuration,
     Measurement,
@@ -30,7 +31,7 @@ from fisuras.bench.turbo import (
     images_needed,
     select,
 )
-from fisuras.config import Settings
+from fisuras.config import Settings, validate_settings
 from fisuras.files import atomic_write_text
 from fisuras.hardware.facts import HardwareFacts
 from fisuras.hardware.plan import make_plan
@@ -50,7 +51,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
     """Measure baseline, each optimisation alone and the planned setting on this machine.
 
     Args:
-        settings: resolved settings; the model is ``backbone_detect`` at ``image_size_detect``
+        settings: resolved settings; the model is ``detect.backbone`` at ``detect.image_size``
             with random weights, the plan is made from ``facts`` and these settings.
         facts: the hardware found (``fisuras.hardware.detect()``).
         steps: measured training steps per configuration, after ``warmup_calls`` calls.
@@ -60,7 +61,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
             configuration sees an image twice.
         out_dir: run folder; default ``<runs_dir>/benchmark/<timestamp>``.
         n_images, epochs: the dataset size and epochs the projections are for (default
-            SDNET2018's 56,092 images and the settings' ``epochs_detect``).
+            SDNET2018's 56,092 images and the settings' ``detect.epochs``).
         only: configuration names to run (default all), e.g. ``["baseline", "planned"]``.
         repeats: run every configuration this many times, in interleaved rounds, and keep each
             one's fastest run (on a machine shared with other work, the least disturbed).
@@ -85,12 +86,13 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
     configs = select(configurations(plan, bench_settings), only)
     forced = set(force_fail)
     if unknown := sorted(forced - {c.name for c in configs}):
-        raise ValueError(f"force_fail: {', '.join(unknown)} is not a configuration of this run; "
+        raise BenchmarkError(f"force_fail: {', '.join(unknown)} is not a configuration of this "
+                             f"run; "
                          f"allowed: {', '.join(c.name for c in configs)}")
     out = Path(out_dir) if out_dir is not None else unique_folder(
         Path(settings.runs_dir) / "benchmark")
     out.mkdir(parents=True, exist_ok=True)
-    size = bench_settings.image_size_detect
+    size = bench_settings.detect.image_size
     data_info = prepare_data(data, configs, steps, warmup_calls, size,
                              Path(work_dir) if work_dir else
                              Path(settings.runs_dir) / "benchmark" / "data", log)
@@ -121,8 +123,8 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
                "python": sys.version.split()[0]}
     result = BenchmarkResult(
         configurations=configs, measurements=measurements, n_images=n_images,
-        epochs=epochs if epochs is not None else bench_settings.epochs_detect,
-        backbone=bench_settings.backbone_detect, image_size=size, steps=steps,
+        epochs=epochs if epochs is not None else bench_settings.detect.epochs,
+        backbone=bench_settings.detect.backbone, image_size=size, steps=steps,
         warmup_calls=warmup_calls, data=data_info, machine=machine, plan=plan.to_dict(),
         created=time.strftime("%Y-%m-%d %H:%M"), out_dir=str(out), repeats=repeats)
     save_result(result, out)
@@ -136,10 +138,10 @@ def benchmark_settings(settings: Settings, backbone: str | None,
     values = settings.to_dict()
     values["weights"] = "none"
     if backbone is not None:
-        values["backbone_detect"] = backbone
+        values["detect"]["backbone"] = backbone
     if image_size is not None:
-        values["image_size_detect"] = image_size
-    return Settings.model_validate(values)
+        values["detect"]["image_size"] = image_size
+    return validate_settings(values, "the benchmark's options (--backbone, --image-size)")
 
 
 def unique_folder(base: Path) -> Path:
@@ -164,8 +166,8 @@ def prepare_data(data: str | Path | None, configs: list[Configuration], steps: i
     if data is not None:
         count = len(read_dataset(data, task="detect").samples)
         if count < largest_batch:
-            raise ValueError(f"{data}: {count} images, fewer than one batch of "
-                             f"{largest_batch}")
+            raise BenchmarkError(f"{data}: {count} images, fewer than one batch of "
+                                 f"{largest_batch}")
         return {"path": str(Path(data).absolute()), "synthetic": False, "images": count}
     needed = images_needed(configs, steps, warmup_calls)
     folder, count = synthetic_sdnet(work_dir, needed, image_size, log)

@@ -34,12 +34,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fisuras.config import Settings
+from fisuras.errors import FisurasError
 from fisuras.hardware.plan import Plan
 
 SDNET2018_IMAGES = 56_092
 BASELINE_BATCH = 32
 LARGER_BATCH = 64  # the seed's "batch 32 -> 64" when the plan itself keeps 32
 NOISE = 0.05  # ratios within 5% of 1.0 are flagged as possibly noise
+
+
+class BenchmarkError(FisurasError, ValueError):
+    """A benchmark option names no configuration, or its dataset is too small to measure."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def select(configs: Sequence[Configuration], only: Iterable[str] | None) -> list
     """The configurations named in ``only`` (all when None), in the standard order.
 
     Raises:
-        ValueError: a name that is not a configuration, listing the allowed names.
+        BenchmarkError: a name that is not a configuration, listing the allowed names.
     """
     if only is None:
         return list(configs)
@@ -148,7 +153,7 @@ def select(configs: Sequence[Configuration], only: Iterable[str] | None) -> list
     known = [c.name for c in configs]
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
-        raise ValueError(f"unknown configuration(s) {', '.join(unknown) or '(none given)'}; "
+        raise BenchmarkError(f"unknown configuration(s) {', '.join(unknown) or '(none given)'}; "
                          f"allowed: {', '.join(known)}")
     return [c for c in configs if c.name in wanted]
 

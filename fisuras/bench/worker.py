@@ -31,12 +31,13 @@ from typing import Any
 
 from fisuras.bench.turbo import Configuration, runtime_env
 from fisuras.config import Settings
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write_text
 from fisuras.hardware.apply import apply_environment, apply_tensorflow
 from fisuras.hardware.plan import Plan
 
 
-class ForcedFailure(RuntimeError):
+class ForcedFailure(FisurasError, RuntimeError):
     """Raised on purpose by the test hook."""
 
 
@@ -106,13 +107,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         peak_memory,
     )
     from fisuras.hardware.plan import linear_learning_rate_scale
-    from fisuras.train.tasks import task_spec
+    from fisuras.tasks import get_task
 
-    task = task_spec("detect", settings)
+    task = get_task("detect").spec(settings)
     keras.utils.set_random_seed(settings.seed)
     model = task.build_model()
-    learning_rate = settings.learning_rate * linear_learning_rate_scale(
-        config.batch_size, settings.reference_batch_size)
+    learning_rate = settings.detect.learning_rate * linear_learning_rate_scale(
+        config.batch_size, settings.detect.reference_batch_size)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.make_loss(),
                   metrics=task.make_metrics(), jit_compile=config.xla,
                   steps_per_execution=config.steps_per_execution)
@@ -150,7 +151,7 @@ def make_input(spec: dict[str, Any], config: Configuration, settings: Settings, 
     from fisuras.data import make_dataset, read_dataset
 
     samples = read_dataset(spec["data"], task="detect").samples
-    size = settings.image_size_detect
+    size = settings.detect.image_size
     if config.input_pipeline == "fisuras":
         return make_dataset(
             samples, task="detect", image_size=size, batch_size=config.batch_size,

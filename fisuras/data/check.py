@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fisuras.data.dataset import PROBLEM_KINDS, DatasetDescription, Problem
 from fisuras.data.images import binarize_mask, to_uint8_array, unusual_mode
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write_text
 
 # Container formats TensorFlow's decode_image reads (MPO = the JPEG phones write).
@@ -47,7 +48,7 @@ STORED_TURNED = {
 QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 
-class DataProblemsError(ValueError):
+class DataProblemsError(FisurasError, ValueError):
     """Blocking data problems were found; ``.report`` holds the full :class:`CheckReport`."""
 
     def __init__(self, report: CheckReport):

@@ -12,13 +12,15 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from fisuras.errors import FisurasError
+
 CLASS_NAMES = ("uncracked", "cracked")  # label 0 / 1
 SURFACES = ("deck", "pavement", "wall")
 Task = Literal["detect", "segment"]
 TASKS: tuple[str, ...] = ("detect", "segment")
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(FisurasError, ValueError):
     """A folder does not look like any dataset layout fisuras knows, or is ambiguous."""
 
 

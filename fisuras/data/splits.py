@@ -23,10 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fisuras.data.dataset import DatasetDescription, Sample
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 MANIFEST_VERSION = 1
+
+
+class ManifestError(FisurasError, ValueError):
+    """A split manifest (``manifest.json``) is missing or unreadable."""
 
 
 @dataclass
@@ -112,7 +117,8 @@ class Manifest:
                 task=data.get("task", "detect"), root=data.get("root", ""),
                 extra=data.get("extra", {}))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a readable fisuras split manifest ({error})") from error
+            raise ManifestError(
+                f"{path}: not a readable fisuras split manifest ({error})") from error
 
 
 def split_dataset(desc: DatasetDescription, *, seed: int = 42, val: float = 0.15,

@@ -19,6 +19,7 @@ TensorFlow is imported only by the functions that need it.
 
 from __future__ import annotations
 
+from fisuras.data.sharding import Sharding, choose_sharding
 from fisuras.distribute.cluster import (
     Cluster,
     DistributeError,
@@ -29,7 +30,6 @@ from fisuras.distribute.cluster import (
     tf_config_for,
 )
 from fisuras.distribute.launch import launch
-from fisuras.distribute.sharding import Sharding, choose_sharding
 from fisuras.distribute.training import settings_for_environment, train_distributed
 
 __all__ = [

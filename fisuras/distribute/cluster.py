@@ -23,11 +23,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from fisuras.errors import FisurasError
+
 TF_CONFIG = "TF_CONFIG"
 SUPPORTED_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy has no ps/evaluator roles
 
 
-class DistributeError(ValueError):
+class DistributeError(FisurasError, ValueError):
     """A bad TF_CONFIG, or settings that contradict the cluster; the message says what to fix."""
 
 

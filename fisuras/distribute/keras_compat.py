@@ -19,15 +19,9 @@ installed once, by :func:`fisuras.distribute.make_strategy`, when it creates one
 
 from __future__ import annotations
 
+from fisuras.train.engine import is_multi_worker
+
 _installed = False
-
-
-def is_multi_worker(strategy) -> bool:
-    """True for a MultiWorkerMirroredStrategy that really spans several workers."""
-    import tensorflow as tf
-
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
 
 
 def install() -> None:

@@ -85,7 +85,7 @@ def train_distributed(task: str, data: str | Path | None, settings: Settings, pl
     (:func:`settings_for_environment` before ``hardware.configure``).
     """
     from fisuras.distribute.strategy import broadcast_from_chief, make_strategy
-    from fisuras.train import train
+    from fisuras.train import WorkerRole, train
 
     log = log or (lambda message: print(message, file=sys.stderr))
     cluster = cluster_from_environ(environ) if plan.workers > 1 else None
@@ -95,7 +95,8 @@ def train_distributed(task: str, data: str | Path | None, settings: Settings, pl
     strategy = make_strategy(plan, cluster)
     if cluster is None:
         return train(task, data, settings, plan, resume=resume, verbose=verbose,
-                     strategy=strategy, extra_callbacks=extra_callbacks, log=log)
+                     role=WorkerRole(strategy=strategy), extra_callbacks=extra_callbacks,
+                     log=log)
 
     log(f"worker {cluster.rank} of {cluster.num_workers} ({cluster.address})"
         f"{', chief: writes the run folder' if cluster.is_chief else ''}; "
@@ -124,11 +125,12 @@ def train_distributed(task: str, data: str | Path | None, settings: Settings, pl
         log(f"split fingerprint {mine:016x}: the same on every worker")
 
     name = str(settings.run_name or Path(str(resume)).name)
+    role = WorkerRole(
+        strategy=strategy, is_writer=cluster.is_chief, on_manifest=check_same_split,
+        worker_dir=None if cluster.is_chief else worker_folder(task, name, cluster))
     result = train(task, data, settings, plan, resume=resume,
-                   verbose=verbose if cluster.is_chief else 0, strategy=strategy,
-                   is_writer=cluster.is_chief, extra_callbacks=extra_callbacks, log=log,
-                   worker_dir=None if cluster.is_chief else worker_folder(task, name, cluster),
-                   on_manifest=check_same_split)
+                   verbose=verbose if cluster.is_chief else 0, role=role,
+                   extra_callbacks=extra_callbacks, log=log)
     # Wait for the chief's evaluation before leaving: a worker that exits early is reported to
     # the chief by TensorFlow's coordination service as a crashed task.
     broadcast_from_chief(strategy, 0)

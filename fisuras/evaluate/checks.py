@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fisuras.errors import FisurasError
 
-class EvaluationInputError(ValueError):
+
+class EvaluationInputError(FisurasError, ValueError):
     """Raised when labels, scores, masks or probability maps are not what a metric expects."""
 
 

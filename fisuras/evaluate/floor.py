@@ -83,14 +83,14 @@ def evaluate_floor(samples, settings: Settings) -> dict[str, dict]:
     """The floor's figures on segmentation ``samples``, by the protocol the model is scored with.
 
     Same evaluator, tolerance, groups and full-resolution images as
-    :func:`fisuras.evaluate.run.evaluate_samples`; only the probability map differs (the
+    :func:`fisuras.evaluate.run.evaluate_segmentation`; only the probability map differs (the
     filter's score) and the fixed threshold is ``FLOOR_THRESHOLD``. The result has the
     structure of :meth:`SegmentationEvaluator.result` (one entry per group).
     """
     from fisuras.data.images import read_mask, read_rgb
 
     evaluator = SegmentationEvaluator(
-        tolerance_px=settings.tolerance_px, fixed_threshold=FLOOR_THRESHOLD
+        tolerance_px=settings.segment.tolerance_px, fixed_threshold=FLOOR_THRESHOLD
     )
     for sample in samples:
         score = crack_filter(read_rgb(sample.image))

@@ -1,7 +1,7 @@
 """Evaluate a model on a split or a dataset: predictions from TF, figures from the pure metrics.
 
-``finish_run`` closes a training run (best weights -> ``model.keras``, threshold chosen on the
-validation split -> ``model_card.json``, test figures -> ``metrics.json`` and ``plots/``);
+``evaluate_detection`` and ``evaluate_segmentation`` score samples at a model card's threshold
+(the tasks' evaluators, ``fisuras.tasks``; training's ``fisuras.train.finish`` uses them too);
 ``evaluate_run`` re-evaluates a saved run on its own test split or on another dataset.
 """
 
@@ -12,15 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from fisuras import __version__
 from fisuras.config import Settings
 from fisuras.evaluate import plots
 from fisuras.evaluate.classification import (
-    best_f1_threshold,
     classification_metrics,
     metrics_by_group,
 )
-from fisuras.evaluate.floor import floor_entry
 from fisuras.evaluate.overlay import error_overlay
 from fisuras.evaluate.segmentation import SegmentationEvaluator
 from fisuras.models.card import ModelCard
@@ -28,103 +25,29 @@ from fisuras.models.card import ModelCard
 MAX_OVERLAYS = 8
 
 
-def finish_run(
-    run,
-    model,
-    manifest,
-    task: str,
-    settings: Settings,
-    *,
-    evaluate: bool = True,
-) -> dict[str, Any]:
-    """Best weights into ``model.keras``, threshold on validation, figures on the test split.
-
-    The metrics (also written to ``metrics.json``) hold ``task, run, threshold``,
-    ``threshold_source`` (with a validation split), ``test`` (figures per group) and, for a
-    segmenter, ``floor``: the no-learning filter's figures on the same test samples.
-    """
-    import keras
-
-    from fisuras.files import atomic_write
-
-    if run.best_checkpoint.is_file():
-        best = keras.models.load_model(run.best_checkpoint, compile=False, safe_mode=True)
-        model.set_weights(best.get_weights())
-    atomic_write(run.file("model.keras"), lambda tmp: model.save(tmp))
-    backbone = settings.backbone_detect if task == "detect" else settings.backbone_segment
-    image_size = settings.image_size_detect if task == "detect" else settings.image_size_segment
-    card = ModelCard(
-        task=task,
-        backbone=backbone,
-        image_size=image_size,
-        weights=str(settings.weights),
-        fisuras_version=__version__,
-    )
-    history = run.read_history()
-    if history:
-        plots.plot_history(
-            {k: [row.get(k) for row in history] for k in history[0] if k not in ("phase",)},
-            run.file("plots/history.png"),
-        )
-    metrics: dict[str, Any] = {"task": task, "run": str(run.path)}
-    if manifest["val"]:
-        card.threshold = choose_threshold(model, manifest["val"], task, settings)
-        metrics["threshold_source"] = (
-            "validation split (max F1)"
-            if task == "detect"
-            else "validation split (ODS, tolerance F1)"
-        )
-    card.save(run.path)
-    metrics["threshold"] = card.threshold
-    if evaluate and manifest["test"]:
-        metrics["test"] = evaluate_samples(
-            model, card, manifest["test"], settings, plots_dir=run.file("plots")
-        )
-        if task != "detect":
-            # The no-learning floor on the same test photos, so the figures say if learning paid.
-            metrics["floor"] = floor_entry(manifest["test"], settings)
-    run.write_json("metrics.json", metrics)
-    return metrics
+def evaluate_detection(model, card: ModelCard, samples, *,
+                       plots_dir: Path | None = None) -> dict[str, Any]:
+    """Detection figures per surface at the card's threshold (and plots when ``plots_dir``)."""
+    labels, scores, images = predict_detection(
+        model, samples, card.image_size, keep_images=plots_dir is not None)
+    surfaces = [s.surface or s.group or "all" for s in samples]
+    result = metrics_by_group(labels, scores, surfaces, threshold=card.threshold)
+    if plots_dir is not None:
+        overall = classification_metrics(labels, scores, card.threshold)
+        plots.plot_confusion(overall["confusion"], Path(plots_dir) / "confusion.png")
+        plots.plot_roc_pr(labels, scores, Path(plots_dir) / "roc_pr.png",
+                          threshold=card.threshold)
+        plots.plot_prediction_grid(images, labels, scores, card.threshold,
+                                   Path(plots_dir) / "predictions.png")
+    return result
 
 
-def choose_threshold(model, samples, task: str, settings: Settings) -> float:
-    """Detection: the F1-maximising probability on ``samples``; segmentation: the ODS one."""
-    if task == "detect":
-        labels, scores, _ = predict_detection(model, samples, settings.image_size_detect)
-        if labels.min() == labels.max():  # one class only: F1 cannot choose, keep 0.5
-            return 0.5
-        return float(best_f1_threshold(labels, scores))
-    evaluator = SegmentationEvaluator(tolerance_px=settings.tolerance_px)
-    for sample, prob, true in predict_segmentation(model, samples, settings.image_size_segment):
-        evaluator.add(prob, true, group="val", name=Path(sample.image).stem)
-    return float(evaluator.result()["val"]["ods_threshold"])
-
-
-def evaluate_samples(
-    model, card: ModelCard, samples, settings: Settings, *, plots_dir: Path | None = None
-) -> dict[str, Any]:
-    """Figures for ``samples`` at the card's threshold (and plots when ``plots_dir`` is given)."""
-    if card.task == "detect":
-        labels, scores, images = predict_detection(
-            model, samples, card.image_size, keep_images=plots_dir is not None
-        )
-        surfaces = [s.surface or s.group or "all" for s in samples]
-        result = metrics_by_group(labels, scores, surfaces, threshold=card.threshold)
-        if plots_dir is not None:
-            overall = classification_metrics(labels, scores, card.threshold)
-            plots.plot_confusion(overall["confusion"], Path(plots_dir) / "confusion.png")
-            plots.plot_roc_pr(labels, scores, Path(plots_dir) / "roc_pr.png",
-                              threshold=card.threshold)
-            plots.plot_prediction_grid(
-                images, labels, scores, card.threshold, Path(plots_dir) / "predictions.png"
-            )
-        return result
-    evaluator = SegmentationEvaluator(
-        tolerance_px=settings.tolerance_px, fixed_threshold=card.threshold
-    )
+def evaluate_segmentation(model, card: ModelCard, samples, tolerance_px: int, *,
+                          plots_dir: Path | None = None) -> dict[str, Any]:
+    """Segmentation figures per set at the card's threshold (and a few error overlays)."""
+    evaluator = SegmentationEvaluator(tolerance_px=tolerance_px, fixed_threshold=card.threshold)
     for index, (sample, prob, true) in enumerate(
-        predict_segmentation(model, samples, card.image_size)
-    ):
+            predict_segmentation(model, samples, card.image_size)):
         evaluator.add(prob, true, group=sample.group or "all", name=Path(sample.image).stem)
         if plots_dir is not None and index < MAX_OVERLAYS:
             from PIL import Image
@@ -194,23 +117,28 @@ def evaluate_run(
     """
     from fisuras.data import Manifest, read_dataset
     from fisuras.infer.loading import load_model
-    from fisuras.train.run import RunFolder
+    from fisuras.runs import RunFolder, RunFolderError
+    from fisuras.tasks import get_task
 
     run = RunFolder(Path(run_path))
     loaded = load_model(run.path)
     if data is None:
         samples = Manifest.load(run.file("manifest.json"))[split]
         source = f"{split} split of {run.path}"
+        if not samples:
+            raise RunFolderError(f"{run.path}: its {split} split is empty, nothing to evaluate; "
+                                 "choose another --split, or give a DATA folder")
     else:
         samples = read_dataset(data, task=loaded.card.task).samples
         source = str(data)
+    job = get_task(loaded.card.task)
     result = {
         "source": source,
         "threshold": loaded.card.threshold,
-        "figures": evaluate_samples(loaded.model, loaded.card, samples, settings),
+        "figures": job.evaluate(loaded.model, loaded.card, samples, settings),
     }
-    if loaded.card.task != "detect":
-        result["floor"] = floor_entry(samples, settings)
+    if (floor := job.floor(samples, settings)) is not None:
+        result["floor"] = floor
     name = "metrics_" + ("test" if data is None else Path(data).name) + ".json"
     run.write_json(name, result)
     return result

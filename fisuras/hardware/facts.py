@@ -13,6 +13,8 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 
+from fisuras.errors import FisurasError
+
 
 @dataclass(frozen=True)
 class GpuFacts:
@@ -140,6 +142,10 @@ def parse_nvidia_smi_csv(text: str) -> list[GpuFacts]:
     return gpus
 
 
+class GpuDescriptionError(FisurasError, ValueError):
+    """A GPU described on the command line (``--gpu NAME,CC,MIB``) could not be read."""
+
+
 def gpu_from_text(text: str) -> GpuFacts:
     """A GPU described as ``"name,major.minor,MiB"`` (nvidia-smi's CSV fields), strictly checked.
 
@@ -151,7 +157,7 @@ def gpu_from_text(text: str) -> GpuFacts:
     gpu = parsed[0] if len(parsed) == 1 else None
     if gpu is None or gpu.compute_capability is None or gpu.memory_mb is None \
             or len(text.split(",")) != 3:
-        raise ValueError(f"GPU {text!r}: expected 'name,compute capability,MiB', e.g. "
+        raise GpuDescriptionError(f"GPU {text!r}: expected 'name,compute capability,MiB', e.g. "
                          "'RTX 2050,8.6,4096' (nvidia-smi --query-gpu=name,compute_cap,"
                          "memory.total --format=csv,noheader,nounits prints yours)")
     return gpu

@@ -250,15 +250,15 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
 
     segment_batch = _plan_segment_batch(gpus, settings, reasons)
     segment_lr_scale = linear_learning_rate_scale(segment_batch * replica_count,
-                                                  settings.reference_batch_size_segment)
+                                                  settings.segment.reference_batch_size)
     host_mb = facts.memory_mb or 4096
     cache_budget = int(host_mb * 2**20 * 0.25)
     reasons["cache"] = f"decoded images cached in RAM up to 25% of host memory ({host_mb} MB)"
     global_batch = batch * replica_count
-    lr_scale = linear_learning_rate_scale(global_batch, settings.reference_batch_size)
+    lr_scale = linear_learning_rate_scale(global_batch, settings.detect.reference_batch_size)
     reasons["learning_rate"] = (
         f"scaled linearly: global batch {global_batch} ({batch} per replica x {replica_count} "
-        f"replicas) / reference {settings.reference_batch_size}"
+        f"replicas) / reference {settings.detect.reference_batch_size}"
     )
 
     return Plan(
@@ -282,8 +282,8 @@ def make_plan(facts: HardwareFacts, settings: Settings, *, replicas: int | None 
         workers=workers,
         segment_batch_size=segment_batch,
         segment_learning_rate_scale=segment_lr_scale,
-        reference_batch_size=settings.reference_batch_size,
-        segment_reference_batch_size=settings.reference_batch_size_segment,
+        reference_batch_size=settings.detect.reference_batch_size,
+        segment_reference_batch_size=settings.segment.reference_batch_size,
     )
 
 
@@ -442,11 +442,11 @@ def _plan_strategy(facts: HardwareFacts, settings: Settings, replicas: int | Non
 
 def _plan_batch(gpus: tuple[GpuFacts, ...], settings: Settings,
                 reasons: dict) -> tuple[int, tuple[int, ...]]:
-    wanted = settings.batch_size
+    wanted = settings.detect.batch_size
     small_card = [g.memory_mb for g in gpus if g.memory_mb and g.memory_mb < SMALL_GPU_MB]
     if small_card and wanted > SEED_BATCH_LADDER[0]:
         wanted = SEED_BATCH_LADDER[0]
-        reasons["batch_size"] = (f"{wanted}: capped from {settings.batch_size} on a "
+        reasons["batch_size"] = (f"{wanted}: capped from {settings.detect.batch_size} on a "
                                  f"{min(small_card)} MB card (the seed's advice)")
     ladder = batch_ladder(wanted)
     if gpus:
@@ -472,17 +472,17 @@ SEGMENT_REFERENCE_SIDE = 256
 
 def _plan_segment_batch(gpus: tuple[GpuFacts, ...], settings: Settings, reasons: dict) -> int:
     """Crops per replica for segmentation: from settings, or for the card and the crop size."""
-    if settings.batch_size_segment != "auto":
-        reasons["segment_batch"] = "from settings (batch_size_segment)"
-        return int(settings.batch_size_segment)
-    area = (SEGMENT_REFERENCE_SIDE / settings.image_size_segment) ** 2
+    if settings.segment.batch_size != "auto":
+        reasons["segment_batch"] = "from settings (segment.batch_size)"
+        return int(settings.segment.batch_size)
+    area = (SEGMENT_REFERENCE_SIDE / settings.segment.image_size) ** 2
     smallest = min((g.memory_mb for g in gpus if g.memory_mb), default=None)
     if gpus and smallest:
         cards = max(1, 2 ** int(math.log2(max(1.0, smallest / 4096))))  # 4 GB units, 1-2-4-8
         batch = int(max(2, min(64, SEGMENT_CROPS_PER_4GB * min(cards, 4) * area)))
         reasons["segment_batch"] = (
             f"{batch}: {SEGMENT_CROPS_PER_4GB} U-Net crops of {SEGMENT_REFERENCE_SIDE} px per 4 GB "
-            f"(this card {smallest} MB, crops of {settings.image_size_segment} px); BATCH_SIZE "
+            f"(this card {smallest} MB, crops of {settings.segment.image_size} px); BATCH_SIZE "
             "is the detection batch; lowered on out-of-memory")
         return batch
     batch = int(max(2, min(32, SEGMENT_CROPS_PER_4GB * area)))

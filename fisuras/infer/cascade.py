@@ -19,9 +19,10 @@ from scipy.special import expit
 
 from fisuras.infer.tiling import (
     PredictBatch,
-    as_float_image,
+    as_rgb_image,
     batches,
     canvas_shape,
+    crop_batch,
     grid_starts,
     pad_bottom_right,
     predict_tiled,
@@ -68,7 +69,7 @@ def score_tiles(
         >>> scores.shape, boxes[0, 0].tolist()
         ((3, 5), [16, 16, 112, 112])
     """
-    image = as_float_image(image)
+    image = as_rgb_image(image)
     height, width = image.shape[:2]
     stride = tile_stride(tile, overlap, align=align)
     ys, xs = grid_starts(height, tile, stride), grid_starts(width, tile, stride)
@@ -81,7 +82,7 @@ def score_tiles(
     scores: list[np.ndarray] = []
     for group in batches(corners, batch_size):
         top_lefts = [(y + margin, x + margin) for y, x in group]
-        batch = np.stack([canvas[y : y + patch, x : x + patch] for y, x in top_lefts])
+        batch = crop_batch(canvas, top_lefts, patch)
         logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
         if logits.shape[1] != 1:
             raise ValueError(

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fisuras.errors import FisurasError
 from fisuras.infer.loading import load_model
-from fisuras.infer.outputs import inside
+from fisuras.infer.outputs import OutputPathError, inside
 from fisuras.infer.runners import (
     EXPORT_EXTRA_HINT,
     ExportDependencyError,
@@ -69,7 +70,7 @@ __all__ = ["ExportDependencyError", "ExportMismatchError", "ExportResult", "expo
            "float32_config", "to_float32"]  # fmt: skip
 
 
-class ExportMismatchError(ValueError):
+class ExportMismatchError(FisurasError, ValueError):
     """The exported model's outputs differ from the original's by more than the tolerance."""
 
 
@@ -162,7 +163,8 @@ def export_model(
     out_dir = Path(out_dir)
     target = inside(out_dir, ARTEFACT_NAMES[fmt])
     if target == loaded.path.resolve():
-        raise ValueError(f"{out_dir}: exporting here would overwrite the source {loaded.path}")
+        raise OutputPathError(f"{out_dir}: exporting here would overwrite the source "
+                              f"{loaded.path}")
     model, converted = to_float32(loaded.model)
     image_shape = _image_shape(model, loaded.card.image_size)
     samples = _sample_inputs(sample_inputs, image_shape)

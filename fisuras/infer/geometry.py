@@ -41,10 +41,12 @@ from scipy import ndimage
 from skimage.measure import label, regionprops
 from skimage.morphology import skeletonize
 
+from fisuras.errors import FisurasError
+
 NO_SCALE_NOTE = "no mm_per_px given: sizes are in pixels only and no crack is flagged wide"
 
 
-class CrackMaskError(ValueError):
+class CrackMaskError(FisurasError, ValueError):
     """Raised when a crack mask or a measuring setting is unusable."""
 
 
@@ -180,6 +182,67 @@ def skeleton_lengths(skeleton: np.ndarray, labels: np.ndarray, n_labels: int) ->
     return lengths
 
 
+# Distances are computed a band of rows at a time, with this many rows of context above and below:
+# exact for any crack up to 2 x 64 px wide (a wider one gets a wider margin), and the transform's
+# temporaries (about 40 bytes a pixel) stay a band's, not an 8000 x 8000 photo's 2.5 GB.
+DISTANCE_BAND_ROWS = 512
+DISTANCE_MARGIN_ROWS = 64
+
+
+def crack_distances(crack_mask: np.ndarray) -> np.ndarray:
+    """Each crack pixel's Euclidean distance to the nearest background pixel (raster order).
+
+    Equal to ``ndimage.distance_transform_edt(crack_mask)[crack_mask]``. A band's distance ``d``
+    is exact when the band's context reaches ``d`` rows beyond it (the nearest background pixel
+    then lies inside); otherwise the band is redone with four times the margin.
+    """
+    height = crack_mask.shape[0]
+    if crack_mask.all():  # no background anywhere: keep scipy's answer for the whole mask
+        return ndimage.distance_transform_edt(crack_mask)[crack_mask]
+    parts = []
+    for top in range(0, height, DISTANCE_BAND_ROWS):
+        bottom = min(top + DISTANCE_BAND_ROWS, height)
+        inside = crack_mask[top:bottom]
+        if not inside.any():
+            continue
+        margin = DISTANCE_MARGIN_ROWS
+        while True:
+            start, stop = max(0, top - margin), min(height, bottom + margin)
+            context = crack_mask[start:stop]
+            # rows of context on each side (an image edge is no limit: nothing lies beyond it)
+            reach = min(top - start if start else math.inf,
+                        stop - bottom if stop < height else math.inf)
+            if not context.all():  # scipy needs a background pixel to measure from
+                found = ndimage.distance_transform_edt(context)[top - start : bottom - start]
+                values = found[inside]
+                if values.max() <= reach:
+                    break
+            margin *= 4
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def width_statistics(
+    widths: np.ndarray, crack_labels: np.ndarray, on_skeleton: np.ndarray, n_labels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and max width of each crack over its skeleton pixels (``[n_labels]`` each).
+
+    Inputs are per crack pixel, in raster order. A speck thinned to nothing gets its widest
+    point as both. The sums run in raster order, as ``ndimage.mean`` would: same figures.
+    """
+    bins = n_labels + 1
+    skeleton_labels, skeleton_widths = crack_labels[on_skeleton], widths[on_skeleton]
+    counts = np.bincount(skeleton_labels, minlength=bins)
+    sums = np.bincount(skeleton_labels, weights=skeleton_widths, minlength=bins)
+    skeleton_max, widest = np.zeros(bins), np.zeros(bins)
+    np.maximum.at(skeleton_max, skeleton_labels, skeleton_widths)
+    np.maximum.at(widest, crack_labels, widths)
+    has_skeleton = counts[1:] > 0
+    mean_widths = np.where(has_skeleton, sums[1:] / np.maximum(counts[1:], 1), widest[1:])
+    max_widths = np.where(has_skeleton, skeleton_max[1:], widest[1:])
+    return mean_widths, max_widths
+
+
 def measure_cracks(
     mask,
     *,
@@ -212,21 +275,12 @@ def measure_cracks(
 
     labels, n_labels = label(crack_mask, connectivity=2, return_num=True)
     skeleton = skeletonize(crack_mask, method="lee")
-    widths = 2.0 * ndimage.distance_transform_edt(crack_mask)
     lengths = skeleton_lengths(skeleton, labels, n_labels)
-    # Width statistics over each crack's skeleton pixels (label 0 = not skeleton).
-    skeleton_labels = np.where(skeleton, labels, 0)
-    ids = np.arange(1, n_labels + 1)
-    has_skeleton = np.bincount(skeleton_labels.ravel(), minlength=n_labels + 1)[1:] > 0
-    mean_widths = np.zeros(n_labels)
-    max_widths = np.zeros(n_labels)
-    if n_labels:
-        mean_widths = np.asarray(ndimage.mean(widths, skeleton_labels, ids))
-        max_widths = np.asarray(ndimage.maximum(widths, skeleton_labels, ids))
-        # A speck thinned to nothing: measure its widest point instead.
-        fallback = np.asarray(ndimage.maximum(widths, labels, ids))
-        mean_widths = np.where(has_skeleton, mean_widths, fallback)
-        max_widths = np.where(has_skeleton, max_widths, fallback)
+    # Widths are kept for crack pixels only (raster order), never as a full-size float64 map.
+    widths = 2.0 * crack_distances(crack_mask)
+    mean_widths, max_widths = width_statistics(
+        widths, labels[crack_mask], skeleton[crack_mask], n_labels
+    )
 
     cracks = []
     for region in regionprops(labels):

@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fisuras.errors import FisurasError
 from fisuras.models.card import ModelCard, NotAFisurasModelError
 
 MODEL_FILE = "model.keras"
@@ -22,7 +23,7 @@ TASK_FLAGS = {"detect": "--detector", "segment": "--segmenter"}
 __all__ = ["LoadedModel", "NotAFisurasModelError", "WrongTaskError", "load_model", "locate_model"]
 
 
-class WrongTaskError(ValueError):
+class WrongTaskError(FisurasError, ValueError):
     """A fisuras model of the other task was given (a segmenter where a detector is needed...)."""
 
 

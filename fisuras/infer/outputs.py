@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write, atomic_write_text
 
 MAX_NAME_LENGTH = 80
 _UNSAFE = re.compile(r"[^\w.-]+")  # \w keeps letters of any script: "año" stays "año"
 
 
-class OutputPathError(ValueError):
+class OutputPathError(FisurasError, ValueError):
     """An output path would land outside the chosen output folder."""
 
 

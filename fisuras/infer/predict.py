@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import fisuras
+from fisuras.errors import FisurasError
 from fisuras.infer.cascade import predict_cascade
 from fisuras.infer.images import (
     UnreadableImageError,
@@ -44,6 +45,10 @@ from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_grid, tile_s
 # U-Net encoders downsample up to 32x: a tile stride that is a multiple of 32 keeps every tile's
 # pooling grid in phase with the photo's, so overlapping tiles agree (see tiling's pad rule).
 SEGMENTER_STRIDE_ALIGN = 32
+
+
+class PredictOptionError(FisurasError, ValueError):
+    """A prediction option is missing or out of range (models, scale, batch size, overlap)."""
 
 CSV_COLUMNS = [
     "input", "status", "error", "width", "height", "verdict", "max_probability",
@@ -110,16 +115,17 @@ def predict_paths(
         (12, PosixPath('out/report.csv'))
     """
     if detector is None and segmenter is None:
-        raise ValueError("predict needs a detector, a segmenter, or both")
+        raise PredictOptionError("predict needs a detector, a segmenter, or both")
     if detector is not None:
         check_task(detector.card, "detect", detector.path)
     if segmenter is not None:
         check_task(segmenter.card, "segment", segmenter.path)
     if mm_per_px is not None and mm_per_px <= 0:
-        raise ValueError(f"mm_per_px must be positive, got {mm_per_px}")
+        raise PredictOptionError(f"mm_per_px must be positive, got {mm_per_px}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    tile_stride(1, tile_overlap)  # rejects an overlap outside [0, 1) before any file is written
+        raise PredictOptionError(f"batch_size must be at least 1, got {batch_size}")
+    if not 0.0 <= tile_overlap < 1.0:  # before any file is written
+        raise PredictOptionError(f"tile_overlap must be in [0, 1), got {tile_overlap}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = _Models(detector, segmenter, tile_overlap, batch_size, mm_per_px, max_width_mm)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fisuras.errors import FisurasError
 from fisuras.infer.tiling import PredictBatch
 
 EXPORT_EXTRA_HINT = "pip install fisuras[export]"
 
 
-class ExportDependencyError(ImportError):
+class ExportDependencyError(FisurasError, ImportError):
     """tf2onnx or onnxruntime is missing; the message says how to install them."""
 
 

@@ -125,12 +125,23 @@ def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
         yield items[start : start + batch_size]
 
 
-def as_float_image(image: np.ndarray) -> np.ndarray:
-    """Check an RGB ``[H, W, 3]`` image and view it as float32 (models take 0..255 floats)."""
+def as_rgb_image(image: np.ndarray) -> np.ndarray:
+    """Check an RGB ``[H, W, 3]`` image; its dtype is kept (uint8 photos stay 1 byte a value)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
-    return image.astype(np.float32, copy=False)
+    return image
+
+
+def crop_batch(canvas: np.ndarray, corners: Sequence[tuple[int, int]], size: int) -> np.ndarray:
+    """float32 ``[N, size, size, 3]`` crops at ``corners`` (models take 0..255 floats).
+
+    Only the batch is converted: a float32 copy of a whole 8000 x 8000 photo (and of its padded
+    canvas) would be 770 MB each.
+    """
+    return np.stack([canvas[y : y + size, x : x + size] for y, x in corners]).astype(
+        np.float32, copy=False
+    )
 
 
 def predict_tiled(
@@ -154,7 +165,7 @@ def predict_tiled(
         >>> predict_tiled(flat, np.zeros((100, 70, 3)), tile=64).shape
         (100, 70)
     """
-    image = as_float_image(image)
+    image = as_rgb_image(image)
     height, width = image.shape[:2]
     all_tiles = tile_grid(height, width, tile, overlap, align=align)
     tiles = all_tiles
@@ -170,7 +181,7 @@ def predict_tiled(
     weighted_sum = np.zeros((canvas_h, canvas_w), np.float32)
     weight_total = np.zeros((canvas_h, canvas_w), np.float32)
     for group in batches(tiles, batch_size):
-        batch = np.stack([canvas[y : y + tile, x : x + tile] for y, x in group])
+        batch = crop_batch(canvas, group, tile)
         logits = np.asarray(predict_batch(batch), dtype=np.float32)
         if logits.shape != (len(group), tile, tile, 1):
             raise ValueError(
@@ -181,10 +192,9 @@ def predict_tiled(
         for (y, x), prob in zip(group, probabilities, strict=True):
             weighted_sum[y : y + tile, x : x + tile] += weights * prob
             weight_total[y : y + tile, x : x + tile] += weights
-    covered = weight_total > 0
-    result = np.zeros_like(weighted_sum)
-    result[covered] = weighted_sum[covered] / weight_total[covered]
-    return result[:height, :width]
+    # In place: no further canvas-size arrays (pixels no kept tile covers stay 0).
+    np.divide(weighted_sum, weight_total, out=weighted_sum, where=weight_total > 0)
+    return weighted_sum[:height, :width]
 
 
 def patch_heatmap(
@@ -207,7 +217,7 @@ def patch_heatmap(
         >>> heat.shape, boxes[-1, -1].tolist()
         ((2, 2), [170, 170, 300, 397])
     """
-    image = as_float_image(image)
+    image = as_rgb_image(image)
     height, width = image.shape[:2]
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
@@ -216,7 +226,7 @@ def patch_heatmap(
     corners = [(y, x) for y in ys for x in xs]
     scores: list[np.ndarray] = []
     for group in batches(corners, batch_size):
-        batch = np.stack([canvas[y : y + patch, x : x + patch] for y, x in group])
+        batch = crop_batch(canvas, group, patch)
         logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
         if logits.shape[1] != 1:
             raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-BACKBONES = ("mobilenet_v2", "efficientnet_v2_b0", "resnet50")
+from fisuras.models.names import PRETRAINED_BACKBONES as BACKBONES
 
 Preprocessing = Literal["tf", "caffe", "builtin"]
 

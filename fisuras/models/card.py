@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write_text
 
 CARD_NAME = "model_card.json"
 Task = Literal["detect", "segment"]
 
 
-class NotAFisurasModelError(ValueError):
+class NotAFisurasModelError(FisurasError, ValueError):
     """Raised when a path does not hold a fisuras model (no card, or a card of another kind)."""
 
 

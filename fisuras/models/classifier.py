@@ -20,9 +20,9 @@ from fisuras.models.backbones import (
     spec_of,
 )
 from fisuras.models.layers import conv_block
-from fisuras.models.weights import resolve_weights
+from fisuras.models.names import SMALL_CNN
+from fisuras.models.weights import WeightsFileError, resolve_weights
 
-SMALL_CNN = "small_cnn"
 SMALL_CNN_FILTERS = (16, 32, 64, 128)
 
 
@@ -52,7 +52,7 @@ def build_classifier(
     images = keras.Input((image_size, image_size, 3), name="image")
     if spec is None:
         if choice == "imagenet":
-            raise ValueError(
+            raise WeightsFileError(
                 f"{backbone} is trained from scratch and has no ImageNet weights; "
                 "use --weights none (or a fisuras model file)."
             )

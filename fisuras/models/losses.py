@@ -27,7 +27,7 @@ import inspect
 import keras
 from keras import ops
 
-LOSSES = ("bce", "bce_dice", "dice", "focal", "tversky")
+from fisuras.models.names import LOSSES
 
 
 class _LogitLoss(keras.losses.Loss):

@@ -24,9 +24,9 @@ from fisuras.models.backbones import (
     spec_of,
 )
 from fisuras.models.layers import BilinearUpSampling2D, conv_block
-from fisuras.models.weights import resolve_weights
+from fisuras.models.names import UNET_LIGHT
+from fisuras.models.weights import WeightsFileError, resolve_weights
 
-UNET_LIGHT = "unet_light"
 UNET_LEVELS = 4
 SIZE_MULTIPLE = 32  # the pretrained encoders downsample 5 times
 # Crack pixels are 1-15% of a crack image: the output bias starts at this prior (RetinaNet's
@@ -68,7 +68,7 @@ def build_segmenter(
     images = keras.Input((image_size, image_size, 3), name="image")
     if spec is None:
         if choice == "imagenet":
-            raise ValueError(
+            raise WeightsFileError(
                 f"{backbone} is trained from scratch and has no ImageNet weights; "
                 "use --weights none (or a fisuras model file)."
             )

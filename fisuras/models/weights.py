@@ -20,18 +20,21 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+from fisuras.errors import FisurasError
+
 WeightsChoice = Literal["imagenet", "none"] | Path
 
 KERAS_CACHE_HINT = "~/.keras/models (or $KERAS_HOME/models)"
 WEIGHTS_SUFFIXES = (".keras", ".weights.h5", ".h5", ".hdf5")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(FisurasError, RuntimeError):
     """The ImageNet weights of a backbone could not be downloaded (typically: no internet)."""
 
 
-class WeightsFileError(ValueError):
-    """A local weights file is missing, of an unknown kind, or does not fit the model."""
+class WeightsFileError(FisurasError, ValueError):
+    """A local weights file is missing, of an unknown kind, or does not fit the model (ImageNet
+    weights for a network trained from scratch neither)."""
 
 
 def resolve_weights(weights: str | os.PathLike | None) -> WeightsChoice:

@@ -10,10 +10,11 @@ from typing import Any
 
 import keras
 
-from fisuras.train.run import RunFolder, RunState
+from fisuras.errors import FisurasError
+from fisuras.runs import RunFolder, RunState
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(FisurasError, RuntimeError):
     """The loss became NaN or infinite; the last good weights were kept."""
 
 
@@ -158,7 +159,7 @@ class EpochRecorder(keras.callbacks.Callback):
             self.on_epoch(epoch, logs)
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(FisurasError, OSError):
     """An epoch's record could not be written; the previous epoch's is intact."""
 
 

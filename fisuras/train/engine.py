@@ -30,9 +30,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from fisuras.distribute.keras_compat import is_multi_worker
+from fisuras.errors import FisurasError
 from fisuras.hardware.apply import precision_policy
 from fisuras.hardware.plan import Plan
+from fisuras.runs import RunFolder, RunFolderError, RunState
+from fisuras.tasks.base import Phase, TaskSpec
 from fisuras.train.callbacks import (
     EpochRecorder,
     GpuMonitor,
@@ -41,40 +43,12 @@ from fisuras.train.callbacks import (
     SpeedMeter,
 )
 from fisuras.train.callbacks import TrainingDiverged as TrainingDiverged
-from fisuras.train.run import RunFolder, RunFolderError, RunState
 
 DatasetFactory = Callable[[int], tf.data.Dataset]  # batch size -> dataset
 
 
-class OutOfMemoryError(RuntimeError):
+class OutOfMemoryError(FisurasError, RuntimeError):
     """Even the smallest batch of the ladder did not fit in memory."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A stretch of epochs with one optimizer and one trainable setting."""
-
-    name: str
-    epochs: int
-    backbone_trainable: bool
-    learning_rate: float
-
-
-@dataclass
-class TaskSpec:
-    """What a task brings to the engine."""
-
-    task: str
-    build_model: Callable[[], keras.Model]
-    make_loss: Callable[[], keras.losses.Loss]
-    make_metrics: Callable[[], list]
-    phases: list[Phase]
-    monitor: str  # a validation metric to maximise, e.g. "val_auc"
-    set_backbone_trainable: Callable[[keras.Model, bool], None]
-    lr_schedule: str = "constant"  # or "warmup_cosine" (``LearningRateSchedule``)
-    divergence_advice: str = ("Lower the learning rate (--set learning_rate=...), or turn off "
-                              "mixed precision (--set gpu.enable_mixed_precision=false), and check "
-                              "the data for broken images.")
 
 
 @dataclass
@@ -85,6 +59,12 @@ class FitResult:
     history: list[dict[str, Any]]
     compile_seconds: float | None = None
     events: list[str] = field(default_factory=list)
+
+
+def is_multi_worker(strategy) -> bool:
+    """True for a MultiWorkerMirroredStrategy that really spans several workers."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -170,7 +150,7 @@ class Engine:
                 if attempt + 1 == len(ladder):
                     raise OutOfMemoryError(
                         f"out of memory even at batch {batch_size}; try a smaller image size or "
-                        "backbone (--set backbone_detect=small_cnn)") from error
+                        "backbone (--set detect.backbone=small_cnn)") from error
                 message = (f"out of memory at batch {batch_size}: lowering to "
                            f"{ladder[attempt + 1]} and going on from epoch {state.epoch + 1}")
                 self.log(message)

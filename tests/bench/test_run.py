@@ -42,7 +42,13 @@ def test_benchmark_command_reports_each_configuration_from_its_own_run(tmp_path)
     assert applied["intra_op_threads"] == data["plan"]["intra_op_threads"]
     assert applied["policy"] == planned["precision"] == "float32"
     assert applied["jit_compile"] is False
-    assert applied["onednn"] in (True, False, None)  # recorded, whatever this CPU does
+    # ... with the plan's oneDNN switch (on for x86 CPUs), which TensorFlow honoured
+    switch = data["plan"]["env"].get("TF_ENABLE_ONEDNN_OPTS")
+    assert applied["TF_ENABLE_ONEDNN_OPTS"] == (switch or "(TF default)")
+    if switch:
+        assert applied["onednn"] is (switch == "1")
+    else:  # TensorFlow's own choice for this CPU, read from the process (not unknown)
+        assert isinstance(applied["onednn"], bool)
     assert planned["projection"]["epoch_seconds"] == pytest.approx(
         1000 / figures["images_per_second"])
     assert planned["projection"]["training_seconds"] == pytest.approx(

@@ -27,8 +27,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fisuras.train.engine import Engine, Phase, TaskSpec  # noqa: E402
-from fisuras.train.run import RunFolder, RunState  # noqa: E402
+from fisuras.runs import RunFolder, RunState  # noqa: E402
+from fisuras.tasks import Phase, TaskSpec  # noqa: E402
+from fisuras.train.engine import Engine  # noqa: E402
 from tests.train.tiny import SIZE, tiny_arrays  # noqa: E402
 
 LEARNING_RATE = 1e-2

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fisuras.runs import RunFolder, RunState
 from fisuras.train import engine as engine_module
 from fisuras.train.engine import Engine, OutOfMemoryError
-from fisuras.train.run import RunFolder, RunState
 from tests.train.tiny import tiny_data, tiny_plan, tiny_spec
 
 
@@ -56,6 +56,7 @@ def new_run(tmp_path, plan) -> RunFolder:
     return run
 
 
+@pytest.mark.slow
 def test_a_non_chief_worker_resumes_from_the_chiefs_last_epoch_and_writes_nothing(tmp_path):
     plan = tiny_plan()
     run = new_run(tmp_path, plan)
@@ -78,6 +79,7 @@ def test_a_non_chief_worker_resumes_from_the_chiefs_last_epoch_and_writes_nothin
     assert snapshot(run.path) == before  # the run folder is the chief's alone
 
 
+@pytest.mark.slow
 def test_multi_worker_out_of_memory_records_the_next_batch_for_the_restart(tmp_path,
                                                                           monkeypatch):
     plan = tiny_plan(batch_size=64)

@@ -16,7 +16,7 @@ from fisuras.config import Settings
 from fisuras.data import check_dataset, make_dataset, read_dataset, split_dataset
 from fisuras.data.dataset import Sample
 from fisuras.distribute.training import split_fingerprint
-from fisuras.train import prepare_data
+from fisuras.train.job import prepare_data
 from tests.data.helpers import make_class_tree, write_image
 
 N_FILES = 11

@@ -80,6 +80,7 @@ def test_plot_prediction_grid_float_images_and_fewer_images_than_labels(tmp_path
         plots.plot_prediction_grid(images, [0, 1], [0.1, 0.9], 0.5, tmp_path / "bad.png")
 
 
+@pytest.mark.slow
 def test_plots_never_import_pyplot(tmp_path):
     code = (
         "import sys\n"

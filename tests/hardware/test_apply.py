@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 DOOR_SCRIPT = """
@@ -31,6 +33,7 @@ def run_python(code: str, env_extra: dict | None = None) -> subprocess.Completed
                           text=True, timeout=240, env=env)
 
 
+@pytest.mark.slow
 def test_door_applies_the_cpu_plan_before_and_after_tensorflow_import():
     result = run_python(DOOR_SCRIPT)
     assert result.returncode == 0, result.stderr
@@ -43,6 +46,7 @@ def test_door_applies_the_cpu_plan_before_and_after_tensorflow_import():
     assert "falling back to the CPU" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_requested_policy_really_reaches_keras():
     # The planner never picks mixed precision on a CPU, so apply a described GPU plan directly:
     # this checks the TF layer, not the decision.

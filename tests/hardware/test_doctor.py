@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from fisuras.hardware.doctor import (
     FAIL,
     PASS,
@@ -32,6 +34,7 @@ def test_version_and_build_checks():
                                             "cudnn_version": "9"}).detail
 
 
+@pytest.mark.slow
 def test_doctor_on_this_machine_and_via_the_seed_script():
     for command in ([sys.executable, "-m", "fisuras", "doctor"],
                     [sys.executable, "scripts/utils/verificar_gpu.py"]):

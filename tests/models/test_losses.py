@@ -122,6 +122,7 @@ def test_make_loss_rejects_unknown_names_and_options():
         make_loss("dice", gamma=2.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_every_loss_trains_a_mixed_precision_model_under_xla(precision):
     """One compiled step per loss on half-precision logits (the plan's GPU turbo, run here)."""

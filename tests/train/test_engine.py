@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fisuras.runs import RunFolder, RunState
 from fisuras.train.engine import Engine, OutOfMemoryError, TrainingDiverged
-from fisuras.train.run import RunFolder, RunState
 from tests.conftest import REPO_ROOT
 from tests.train.tiny import tiny_data, tiny_plan, tiny_spec
 
@@ -56,7 +56,7 @@ def test_phases_run_in_order_and_checkpoints_are_written(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys, keras
     from fisuras.train.engine import Engine
-    from fisuras.train.run import RunFolder, RunState
+    from fisuras.runs import RunFolder, RunState
     from tests.train.tiny import tiny_data, tiny_plan, tiny_spec
 
     class KillAt(keras.callbacks.Callback):
@@ -82,6 +82,7 @@ def run_script(run_path, kill_after: int, resume: bool) -> subprocess.CompletedP
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_at_the_right_epoch_and_phase(tmp_path):
     kill_after = 3  # in the fine-tuning phase: the frozen phase must not run again
     run = RunFolder.create(tmp_path / "runs", "detect", "k")

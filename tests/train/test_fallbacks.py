@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fisuras.runs import RunFolder, RunState
 from fisuras.train.engine import Engine
-from fisuras.train.run import RunFolder, RunState
 from tests.train.tiny import SIZE, tiny_data, tiny_plan, tiny_spec
 
 

@@ -15,8 +15,8 @@ import textwrap
 import keras
 import pytest
 
+from fisuras.runs import RunFolder, RunFolderError, RunState
 from fisuras.train.engine import Engine
-from fisuras.train.run import RunFolder, RunFolderError, RunState
 from tests.conftest import REPO_ROOT
 from tests.train.tiny import tiny_data, tiny_plan, tiny_spec
 
@@ -24,9 +24,9 @@ SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from fisuras import files
-    from fisuras.train import run as run_module
+    from fisuras import runs as run_module
     from fisuras.train.engine import Engine
-    from fisuras.train.run import RunFolder, RunState
+    from fisuras.runs import RunFolder, RunState
     from tests.train.tiny import tiny_data, tiny_plan, tiny_spec
 
     KILL_EPOCH, WHERE, RESUME = 3, {where!r}, {resume}

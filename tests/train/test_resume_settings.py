@@ -26,17 +26,17 @@ def detect_data(tmp_path_factory):
 def train_args(runs, *more):
     return ["train", "detect", "--backbone", "small_cnn", "--image-size", "32",
             "--weights", "none", "--frozen-epochs", "0", "--batch-size", "8",
-            "--set", f"runs_dir={runs}", "--set", "reference_batch_size=16", *more]
+            "--set", f"runs_dir={runs}", "--set", "detect.reference_batch_size=16", *more]
 
 
 def test_changes_on_resume_apply_the_safe_ones_and_refuse_the_rest():
-    saved = Settings(batch_size=16, epochs_detect=5)
-    assert changes_on_resume(saved, saved.model_copy(update={"epochs_detect": 8}), "detect",
-                             5) == ["epochs_detect: 5 -> 8"]
-    with pytest.raises(SettingsError, match=r"cannot change batch_size \(16 -> 32\)"):
-        changes_on_resume(saved, saved.model_copy(update={"batch_size": 32}), "detect", 2)
+    saved = Settings().updated({"detect.batch_size": 16, "detect.epochs": 5})
+    assert changes_on_resume(saved, saved.updated({"detect.epochs": 8}), "detect",
+                             5) == ["detect.epochs: 5 -> 8"]
+    with pytest.raises(SettingsError, match=r"cannot change detect.batch_size \(16 -> 32\)"):
+        changes_on_resume(saved, saved.updated({"detect.batch_size": 32}), "detect", 2)
     with pytest.raises(SettingsError, match="already trained 4 epochs"):
-        changes_on_resume(saved, saved.model_copy(update={"epochs_detect": 3}), "detect", 4)
+        changes_on_resume(saved, saved.updated({"detect.epochs": 3}), "detect", 4)
 
 
 def test_resume_keeps_the_runs_settings_and_plan_and_applies_safe_changes(detect_data,
@@ -53,7 +53,7 @@ def test_resume_keeps_the_runs_settings_and_plan_and_applies_safe_changes(detect
     refused = CliRunner().invoke(main, ["train", "detect", "--resume", str(run.path),
                                         "--batch-size", "4"])
     assert refused.exit_code == 1
-    assert "cannot change batch_size (8 -> 4)" in refused.output
+    assert "cannot change detect.batch_size (8 -> 4)" in refused.output
 
     # a finished run: nothing to train, nothing evaluated again
     metrics_time = run.file("metrics.json").stat().st_mtime_ns
@@ -64,15 +64,15 @@ def test_resume_keeps_the_runs_settings_and_plan_and_applies_safe_changes(detect
 
     # more epochs and a lower rate: applied, recorded, plan kept (reference batch 16 still)
     more = CliRunner().invoke(main, ["train", "detect", "--resume", str(run.path), "--epochs",
-                                     "3", "--set", "learning_rate=0.0005"])
+                                     "3", "--set", "detect.learning_rate=0.0005"])
     assert more.exit_code == 0, more.output
-    assert "resume changes epochs_detect: 2 -> 3" in more.output
+    assert "resume changes detect.epochs: 2 -> 3" in more.output
     assert [row["epoch"] for row in run.read_history()] == [1, 2, 3]
-    saved = run.read_yaml("settings.yaml")
-    assert saved["epochs_detect"] == 3 and saved["learning_rate"] == 0.0005
+    saved = run.read_yaml("settings.yaml")["detect"]
+    assert saved["epochs"] == 3 and saved["learning_rate"] == 0.0005
     assert saved["reference_batch_size"] == 16 and saved["batch_size"] == 8
     assert run.read_json("plan.json") == plan_before
-    assert any("learning_rate: 0.001 -> 0.0005" in e for e in run.read_state().events)
+    assert any("detect.learning_rate: 0.001 -> 0.0005" in e for e in run.read_state().events)
 
     # DATA that is not the run's own is refused, not silently ignored
     other = CliRunner().invoke(main, ["train", "detect", str(tmp_path), "--resume",
@@ -92,8 +92,8 @@ def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(detect_data, tmp_path
     from fisuras.train import train
 
     settings = load_settings(overrides={
-        "backbone_detect": "small_cnn", "image_size_detect": 32, "weights": "none",
-        "frozen_epochs_detect": 0, "epochs_detect": 2, "batch_size": 8,
+        "detect.backbone": "small_cnn", "detect.image_size": 32, "weights": "none",
+        "detect.frozen_epochs": 0, "detect.epochs": 2, "detect.batch_size": 8,
         "runs_dir": str(tmp_path / "runs"), "run_name": "c"})
     plan = hardware.make_plan(hardware.detect(), settings)
     with pytest.raises(TrainingInterrupted) as interrupted:

@@ -13,7 +13,7 @@ import tensorflow as tf
 from fisuras.config import Settings
 from fisuras.hardware.facts import HardwareFacts
 from fisuras.hardware.plan import make_plan
-from fisuras.train.engine import Phase, TaskSpec
+from fisuras.tasks import Phase, TaskSpec
 
 SIZE = 16
 

@@ -30,10 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fisuras.errors import FisurasError
 from fisuras.files import atomic_write, atomic_write_text, is_temp_name
 
 
-class RunFolderError(ValueError):
+class RunFolderError(FisurasError, ValueError):
     """A run folder is missing, incomplete, or of another task."""
 
 
@@ -103,7 +104,10 @@ class RunFolder:
     def read_yaml(self, name: str) -> Any:
         import yaml
 
-        return yaml.safe_load(self.file(name).read_text())
+        try:
+            return yaml.safe_load(self.file(name).read_text())
+        except yaml.YAMLError as error:
+            raise RunFolderError(f"{self.file(name)}: not readable as YAML ({error})") from None
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic_write_text(self.file(name), text)
