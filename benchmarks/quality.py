@@ -84,16 +84,16 @@ TOLERANCE_F1_TARGET = {"seg_cfd": 0.75, "seg_deepcrack": 0.75, "seg_crack500": 0
 RUN_SECONDS_TARGET = 20 * 60
 
 # A smoke test of the script, not of the recipe: its figures mean nothing.
-QUICK_OVERRIDES = {"epochs_segment": 1, "image_size_segment": 64, "backbone_segment": "unet_light"}
+QUICK_OVERRIDES = {"segment.epochs": 1, "segment.image_size": 64, "segment.backbone": "unet_light"}
 QUICK_UNSEEN_IMAGES = 8
 
 COLUMNS = (("iou", "IoU"), ("tolerance_f1", "tolerance F1"), ("ods", "ODS"), ("ois", "OIS"))
 # The settings a reader needs to reproduce the figures (batch comes from the run: the plan's).
 SHOWN_SETTINGS = (
-    "backbone_segment", "image_size_segment", "epochs_segment", "frozen_epochs_segment",
-    "weights", "loss_segment", "learning_rate", "lr_schedule_segment",
-    "crops_per_photo_segment", "min_steps_per_epoch_segment", "scale_jitter_segment",
-    "augment", "val_fraction", "test_fraction", "tolerance_px",
+    "segment.backbone", "segment.image_size", "segment.epochs", "segment.frozen_epochs",
+    "weights", "segment.loss", "segment.learning_rate", "segment.lr_schedule",
+    "segment.crops_per_photo", "segment.min_steps_per_epoch", "segment.scale_jitter",
+    "augment", "val_fraction", "test_fraction", "segment.tolerance_px",
 )
 
 
@@ -155,8 +155,8 @@ def run_seed(seed: int, data: Path, unseen: Path, workdir: Path, overrides: dict
     from fisuras import hardware
     from fisuras.config import load_settings
     from fisuras.data import Manifest
-    from fisuras.evaluate.run import evaluate_run
     from fisuras.train import train
+    from fisuras.train.finish import evaluate_run
 
     settings = load_settings(overrides={
         **overrides, "seed": seed, "weights": "none", "runs_dir": str(workdir / "runs"),
@@ -329,7 +329,9 @@ def header(runs: list[dict], quick: bool, seeds: list[int]) -> tuple[list[str], 
 
     import fisuras
 
-    settings = runs[0]["settings"]
+    from fisuras.config import Settings, dotted
+
+    settings = dotted(Settings.model_validate(runs[0]["settings"]).to_dict())
     shown = {key: settings[key] for key in SHOWN_SETTINGS if key in settings}
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
                "python": sys.version.split()[0], "tensorflow": tf.__version__,

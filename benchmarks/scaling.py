@@ -55,9 +55,9 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     devices = 2 if config == "2 devices" else 1
     cluster = cluster_from_environ(os.environ)
     workers = cluster.num_workers if cluster else 1
-    settings = Settings(devices=devices, workers=workers, batch_size=args.batch // (
-        devices * workers), backbone_detect=args.backbone, weights="none",
-        image_size_detect=args.image_size)
+    settings = Settings(devices=devices, workers=workers, weights="none", detect={
+        "batch_size": args.batch // (devices * workers), "backbone": args.backbone,
+        "image_size": args.image_size})
     plan = configure(settings, facts=detect()).plan
     if config == "1 worker":  # a one-worker cluster still gets the multi-worker strategy
         from dataclasses import replace

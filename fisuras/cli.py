@@ -283,8 +283,8 @@ train.command("segment")(_train_command("segment"))
 def evaluate(run, data, split, knob_file, run_file, set_values) -> None:
     """Evaluate a trained RUN on its test split, or on every image of DATA."""
     from fisuras import hardware
-    from fisuras.evaluate.run import evaluate_run
     from fisuras.evaluate.summary import summary_lines
+    from fisuras.train.finish import evaluate_run
 
     settings = resolve_settings(knob_file, run_file, set_values)
     hardware.configure(settings)

@@ -76,9 +76,9 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
              log: Callable[[str], None] | None = None) -> DemoResult:
     """Synthesize data, train both tasks, evaluate on held-back synthetic and real samples."""
     from fisuras.data import synthesize
-    from fisuras.evaluate.run import evaluate_run
     from fisuras.hardware import detect, make_plan
     from fisuras.train import train
+    from fisuras.train.finish import evaluate_run
 
     log = log or (lambda message: print(message, file=sys.stderr))
     recipe = demo_recipe(plan)

@@ -2,7 +2,7 @@
 
 ``evaluate_detection`` and ``evaluate_segmentation`` score samples at a model card's threshold
 (the tasks' evaluators, ``fisuras.tasks``; training's ``fisuras.train.finish`` uses them too);
-``evaluate_run`` re-evaluates a saved run on its own test split or on another dataset.
+``fisuras.train.finish.evaluate_run`` re-evaluates a saved run with them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from fisuras.config import Settings
 from fisuras.evaluate import plots
 from fisuras.evaluate.classification import (
     classification_metrics,
@@ -104,41 +103,3 @@ def predict_segmentation(model, samples, tile: int):
         image = read_rgb(sample.image)
         prob = predict_tiled(predict_batch, image, tile=tile, overlap=0.25, batch_size=8)
         yield sample, prob, read_mask(sample.mask)
-
-
-def evaluate_run(
-    run_path: str | Path, data: str | Path | None, settings: Settings, *, split: str = "test"
-) -> dict[str, Any]:
-    """Re-evaluate a saved run on its own ``split``, or on every image of another dataset.
-
-    Returns (and writes to ``metrics_<name>.json``) ``source``, ``threshold`` and ``figures``;
-    a segmenter's result also holds ``floor``: the no-learning filter's figures on the same
-    samples (see :func:`fisuras.evaluate.floor.floor_entry`).
-    """
-    from fisuras.data import Manifest, read_dataset
-    from fisuras.infer.loading import load_model
-    from fisuras.runs import RunFolder, RunFolderError
-    from fisuras.tasks import get_task
-
-    run = RunFolder(Path(run_path))
-    loaded = load_model(run.path)
-    if data is None:
-        samples = Manifest.load(run.file("manifest.json"))[split]
-        source = f"{split} split of {run.path}"
-        if not samples:
-            raise RunFolderError(f"{run.path}: its {split} split is empty, nothing to evaluate; "
-                                 "choose another --split, or give a DATA folder")
-    else:
-        samples = read_dataset(data, task=loaded.card.task).samples
-        source = str(data)
-    job = get_task(loaded.card.task)
-    result = {
-        "source": source,
-        "threshold": loaded.card.threshold,
-        "figures": job.evaluate(loaded.model, loaded.card, samples, settings),
-    }
-    if (floor := job.floor(samples, settings)) is not None:
-        result["floor"] = floor
-    name = "metrics_" + ("test" if data is None else Path(data).name) + ".json"
-    run.write_json(name, result)
-    return result

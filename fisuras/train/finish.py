@@ -1,4 +1,5 @@
-"""Finish a training run: best weights, model card with the validation threshold, test figures.
+"""Finish a training run (best weights, model card with the validation threshold, test figures),
+and evaluate a finished run again (``evaluate_run``: ``fisuras evaluate``).
 
 Writes ``model.keras``, ``model_card.json``, ``metrics.json`` and ``plots/`` in the run folder;
 the figures come from the task's evaluator (``fisuras.tasks``), the same one ``fisuras evaluate``
@@ -7,6 +8,7 @@ uses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fisuras import __version__
@@ -54,3 +56,41 @@ def finish_run(run: RunFolder, model, manifest, task: str, settings: Settings, *
             metrics["floor"] = floor  # did learning pay, on the same test photos?
     run.write_json("metrics.json", metrics)
     return metrics
+
+
+def evaluate_run(
+    run_path: str | Path, data: str | Path | None, settings: Settings, *, split: str = "test"
+) -> dict[str, Any]:
+    """Re-evaluate a saved run on its own ``split``, or on every image of another dataset.
+
+    Returns (and writes to ``metrics_<name>.json``) ``source``, ``threshold`` and ``figures``;
+    a segmenter's result also holds ``floor``: the no-learning filter's figures on the same
+    samples (see :func:`fisuras.evaluate.floor.floor_entry`).
+    """
+    from fisuras.data import Manifest, read_dataset
+    from fisuras.infer.loading import load_model
+    from fisuras.runs import RunFolder, RunFolderError
+    from fisuras.tasks import get_task
+
+    run = RunFolder(Path(run_path))
+    loaded = load_model(run.path)
+    if data is None:
+        samples = Manifest.load(run.file("manifest.json"))[split]
+        source = f"{split} split of {run.path}"
+        if not samples:
+            raise RunFolderError(f"{run.path}: its {split} split is empty, nothing to evaluate; "
+                                 "choose another --split, or give a DATA folder")
+    else:
+        samples = read_dataset(data, task=loaded.card.task).samples
+        source = str(data)
+    job = get_task(loaded.card.task)
+    result = {
+        "source": source,
+        "threshold": loaded.card.threshold,
+        "figures": job.evaluate(loaded.model, loaded.card, samples, settings),
+    }
+    if (floor := job.floor(samples, settings)) is not None:
+        result["floor"] = floor
+    name = "metrics_" + ("test" if data is None else Path(data).name) + ".json"
+    run.write_json(name, result)
+    return result
