@@ -328,7 +328,6 @@ def header(runs: list[dict], quick: bool, seeds: list[int]) -> tuple[list[str], 
     import tensorflow as tf
 
     import fisuras
-
     from fisuras.config import Settings, dotted
 
     settings = dotted(Settings.model_validate(runs[0]["settings"]).to_dict())
