@@ -443,6 +443,39 @@ def launch(workers, restarts, print_config, hosts, index, command) -> None:
                                                  gpu_ids=range(gpu_count))))
 
 
+# --- shipped models ----------------------------------------------------------------------------
+@main.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx) -> None:
+    """The models fisuras ships (offline, by name): list them, or train one again."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from fisuras.shipped import list_shipped
+
+    for line in list_shipped():
+        click.echo(line)
+
+
+@models.command("train")
+@click.argument("name")
+@click.option("--zoo", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The public crack data the recipe names (../shared/zoo).")
+@click.option("--runs-dir", default="runs/shipped", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--resume", is_flag=True, help="Continue the stopped run of this recipe.")
+@click.option("--no-install", is_flag=True, help="Do not copy the model into the package.")
+def models_train(name, zoo, runs_dir, resume, no_install) -> None:
+    """Train shipped model NAME from its recipe (hours on a CPU), evaluate it, install it."""
+    import json
+
+    from fisuras.shipped.recipe import train_recipe
+
+    card = _run_library(lambda: train_recipe(name, zoo, runs_dir=runs_dir, resume=resume,
+                                             install=not no_install,
+                                             verbose=1 if sys.stderr.isatty() else 2))
+    click.echo(json.dumps(card["figures"], indent=1, default=str))
+
+
 # --- inference and export ---------------------------------------------------------------------
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)

@@ -58,7 +58,7 @@ class MissingDataError(FisurasError, ValueError):
     """No dataset was given for a new run."""
 
 
-def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
+def train(task: str, data: str | Path | Any | None, settings: Settings, plan: Plan, *,
           resume: str | Path | None = None, role: WorkerRole | None = None, verbose: int = 1,
           evaluate: bool = True, extra_callbacks: list | None = None,
           log: Callable[[str], None] | None = None) -> TrainResult:
@@ -68,7 +68,8 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     (``fisuras.train.resume``: pass ``resumed_settings(run, task, changes)`` and a plan made from
     them); a changed one is recorded in the run, any other refused. ``data``, when given with
     ``resume``, must be the run's own dataset. A finished run trains nothing more unless its
-    epoch count was raised.
+    epoch count was raised. ``data`` may also be a ``fisuras.data.Manifest``: a split made by
+    the caller.
 
     Example:
         >>> settings = load_settings(overrides={"detect.backbone": "small_cnn"})  # doctest: +SKIP
@@ -112,15 +113,18 @@ def train(task: str, data: str | Path | None, settings: Settings, plan: Plan, *,
     else:
         if data is None:
             raise MissingDataError("a dataset path is needed unless resuming a run")
-        manifest, report = prepare_data(task, data, settings)
+        # A Manifest is a split the caller made (a shipped model's recipe splits by photo).
+        manifest, report = ((data, None) if isinstance(data, Manifest)
+                            else prepare_data(task, data, settings))
         if role.on_manifest is not None:
             role.on_manifest(manifest)
         runs_dir = settings.runs_dir if role.is_writer else Path(worker_dir) / "runs"
         run = RunFolder.create(runs_dir, task, settings.run_name)
         run.write_text("settings.yaml", settings.to_yaml())
-        run.write_json("data_report.json", report.to_dict())
-        if skipped := report.skipped_line(run.file("data_report.json")):
-            log(skipped)  # "left out N bad file(s) (--skip-bad); list in <run>/data_report.json"
+        if report is not None:
+            run.write_json("data_report.json", report.to_dict())
+            if skipped := report.skipped_line(run.file("data_report.json")):
+                log(skipped)  # "left out N bad file(s) (--skip-bad); list in data_report.json"
         manifest.save(run.file("manifest.json"))
         run.write_state(RunState(task=task, batch_size=plan.batch_size))
         log(manifest.summary())

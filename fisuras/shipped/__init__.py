@@ -1,0 +1,54 @@
+"""The models fisuras ships: trained crack models in the package, usable offline by name.
+
+Each has a recipe under version control (``recipes/<name>.yaml``: data, settings, licence) that
+``fisuras models train NAME --zoo ../shared/zoo`` runs again (``recipe.py``); the trained
+``models/<name>.keras`` and its card ``models/<name>.json`` are installed with the package.
+
+Example:
+    >>> sorted(RECIPES)
+    ['crack-det-s', 'crack-seg-s']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fisuras.errors import FisurasError
+
+HERE = Path(__file__).parent
+RECIPES = {path.stem: path for path in sorted((HERE / "recipes").glob("*.yaml"))}
+MAX_MODEL_BYTES = 10 * 2**20  # what a shipped model may weigh
+
+
+class ShippedModelError(FisurasError, ValueError):
+    """An unknown shipped model name, or one whose file is not installed."""
+
+
+def list_shipped() -> list[str]:
+    """One line per shipped model: name, task, summary, and its figures or "not trained yet"."""
+    import json
+
+    import yaml
+
+    lines = []
+    for name, recipe_file in RECIPES.items():
+        recipe = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
+        card_file = HERE / "models" / f"{name}.json"
+        status = "not trained yet (fisuras models train NAME --zoo ../shared/zoo)"
+        if card_file.is_file():
+            card = json.loads(card_file.read_text(encoding="utf-8"))
+            status = f"{card['size_bytes'] / 2**20:.1f} MB, trained {card['trained']}"
+        lines.append(f"{name:<12} {recipe['task']:<8} {recipe['summary']} — {status}")
+    return lines
+
+
+def shipped_model_file(name: str) -> Path:
+    """The installed ``.keras`` file of the shipped model ``name``."""
+    if name not in RECIPES:
+        raise ShippedModelError(f"no shipped model called {name!r}; shipped: "
+                                f"{', '.join(RECIPES)} (`fisuras models` lists them)")
+    path = HERE / "models" / f"{name}.keras"
+    if not path.is_file():
+        raise ShippedModelError(f"{name}: its model file {path} is not installed yet; train it "
+                                f"with `fisuras models train {name} --zoo ../shared/zoo`")
+    return path
