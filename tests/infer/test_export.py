@@ -49,6 +49,7 @@ def exports(runs, tmp_path_factory) -> dict:
     return {fmt: export_model(runs["segmenter"], fmt, root / fmt) for fmt in FORMATS}
 
 
+@pytest.mark.slow  # converts the model to every format once: half a minute
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_each_format_runs_and_matches(exports, runs, real_crops, fmt):
     result = exports[fmt]

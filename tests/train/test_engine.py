@@ -103,6 +103,7 @@ def test_a_killed_run_resumes_at_the_right_epoch_and_phase(tmp_path):
     assert iterations == 3 * 8
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     plan = tiny_plan()
     run = new_run(tmp_path, plan)
@@ -148,6 +149,7 @@ class FakeOutOfMemory(keras.callbacks.Callback):
             raise tf.errors.ResourceExhaustedError(None, None, f"OOM when allocating batch {size}")
 
 
+@pytest.mark.slow
 def test_out_of_memory_lowers_the_batch_and_goes_on(tmp_path):
     plan = tiny_plan(batch_size=64)
     run = new_run(tmp_path, plan)

@@ -107,6 +107,7 @@ def test_a_failure_with_nothing_left_to_turn_off_is_raised_unchanged(tmp_path):
         fit(tmp_path, spec_with(AlwaysFails), replace(tiny_plan(), xla=True))
 
 
+@pytest.mark.slow
 def test_a_failure_after_the_first_step_is_not_blamed_on_an_optimisation(tmp_path):
     from fisuras.train.engine import TrainingDiverged
 
