@@ -19,6 +19,8 @@ from fisuras.evaluate.checks import EvaluationInputError, as_mask, same_shape
 TRUE_POSITIVE_RGB = (0, 220, 0)
 FALSE_POSITIVE_RGB = (255, 0, 0)
 FALSE_NEGATIVE_RGB = (0, 120, 255)
+# Rows blended at a time: float32 temporaries of a band, not of the whole (maybe huge) photo.
+BAND_ROWS = 256
 
 
 def error_overlay(image, pred, true, alpha: float = 0.6) -> np.ndarray:
@@ -46,11 +48,17 @@ def error_overlay(image, pred, true, alpha: float = 0.6) -> np.ndarray:
     same_shape(pred_mask, true_mask)
     same_shape(pred_mask, picture[..., 0], "masks and image")
 
-    out = picture.astype(np.float32)
-    for where, colour in (
-        (pred_mask & true_mask, TRUE_POSITIVE_RGB),
-        (pred_mask & ~true_mask, FALSE_POSITIVE_RGB),
-        (~pred_mask & true_mask, FALSE_NEGATIVE_RGB),
-    ):
-        out[where] = (1.0 - alpha) * out[where] + alpha * np.asarray(colour, np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    # Blended in float32 a band of rows at a time: the only full-size array is the result.
+    out = np.empty(picture.shape, np.uint8)
+    for top in range(0, picture.shape[0], BAND_ROWS):
+        rows = slice(top, top + BAND_ROWS)
+        band = picture[rows].astype(np.float32)
+        pred_band, true_band = pred_mask[rows], true_mask[rows]
+        for where, colour in (
+            (pred_band & true_band, TRUE_POSITIVE_RGB),
+            (pred_band & ~true_band, FALSE_POSITIVE_RGB),
+            (~pred_band & true_band, FALSE_NEGATIVE_RGB),
+        ):
+            band[where] = (1.0 - alpha) * band[where] + alpha * np.asarray(colour, np.float32)
+        out[rows] = np.clip(np.rint(band, out=band), 0, 255, out=band).astype(np.uint8)
+    return out

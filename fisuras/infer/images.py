@@ -83,8 +83,9 @@ def read_photo(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, inside the try
-            upright = ImageOps.exif_transpose(image)
-            pixels = to_uint8_array(upright)
+            # in place: no second full-size copy when the photo is already upright
+            ImageOps.exif_transpose(image, in_place=True)
+            pixels = to_uint8_array(image)
     except FileNotFoundError as error:
         raise UnreadableImageError(f"{path}: no such file") from error
     except Image.DecompressionBombError as error:

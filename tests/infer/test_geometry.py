@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 from skimage.draw import polygon
+from skimage.measure import label, regionprops
 
-from fisuras.infer.geometry import NO_SCALE_NOTE, CrackMaskError, measure_cracks
+from fisuras.infer import geometry
+from fisuras.infer.geometry import (
+    NO_SCALE_NOTE,
+    CrackMaskError,
+    crack_distances,
+    measure_cracks,
+    orientation_degrees,
+)
 
 
 def rotated_crack(length: float, width: float, degrees: float, size: int = 160) -> np.ndarray:
@@ -159,3 +169,63 @@ def test_real_cfd_cracks_have_the_documented_thin_widths(shared_data):
         assert report.totals()["total_area_px"] <= mask.sum()
         widths += [crack.mean_width_px for crack in report.cracks]
     assert 2.0 <= float(np.median(widths)) <= 6.0
+
+
+# --- widths without a full-size float64 distance map (issue 14: 8000 x 8000 photos) -----------
+
+def distance_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    specks = ndimage.binary_dilation(rng.random((1100, 300)) > 0.98, iterations=2)
+    blob = np.zeros((1300, 400), bool)
+    blob[100:1200, 40:390] = True  # 350 px wide: past the 64-row margin, measured again wider
+    tall = np.ones((1200, 60), bool)
+    tall[-1, -1] = False  # one background pixel, over 1000 rows from most crack pixels
+    return [specks, blob, tall, np.ones((40, 40), bool), np.zeros((30, 30), bool)]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_crack_distances_equal_scipys_full_transform(case, monkeypatch):
+    mask = distance_cases()[case]
+    expected = ndimage.distance_transform_edt(mask)[mask]
+    np.testing.assert_array_equal(crack_distances(mask), expected)
+    monkeypatch.setattr(geometry, "DISTANCE_BAND_ROWS", 7)
+    monkeypatch.setattr(geometry, "DISTANCE_MARGIN_ROWS", 1)
+    np.testing.assert_array_equal(crack_distances(mask), expected)
+
+
+def peak_bytes(call) -> tuple[object, int]:
+    """``call()``'s result and the peak bytes NumPy allocated meanwhile (via tracemalloc)."""
+    tracemalloc.start()
+    try:
+        return call(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_measuring_a_crack_across_a_large_photo_needs_no_full_size_float64_maps():
+    mask = np.zeros((2000, 2000), bool)
+    rows = np.arange(2000)
+    for offset in range(4):  # a 4 px diagonal crack across the whole photo
+        mask[rows[offset:], rows[: 2000 - offset]] = True
+    distances, peak = peak_bytes(lambda: crack_distances(mask))
+    assert distances.size == mask.sum()
+    assert peak < 20 * mask.size  # scipy on the whole mask: about 33 bytes a pixel
+    report, peak = peak_bytes(lambda: measure_cracks(mask))
+    assert peak < 30 * mask.size  # before: 40 (that transform, and regionprops' float64 box)
+    (crack,) = report.cracks
+    assert crack.orientation_deg == pytest.approx(135.0) and crack.max_width_px >= 2
+
+
+def test_orientation_follows_regionprops_rule_ties_included():
+    rng = np.random.default_rng(5)
+    shapes = [ndimage.binary_dilation(rng.random((60, 80)) > 0.97) for _ in range(20)]
+    square, cross = np.zeros((9, 9), bool), np.zeros((9, 9), bool)
+    square[2:6, 2:6] = True  # mu20 == mu02: regionprops' tie rule
+    cross[4, 1:8] = cross[1:8, 4] = True
+    compared = 0
+    for mask in [*shapes, square, cross]:
+        for region in regionprops(label(mask, connectivity=2)):
+            expected = float(np.degrees(region.orientation) + 90.0) % 180.0
+            assert orientation_degrees(region.coords) == pytest.approx(expected, abs=1e-9)
+            compared += 1
+    assert compared > 100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -133,3 +135,28 @@ def test_wrong_kind_of_model_is_named():
     classifier_like = lambda batch: np.zeros((len(batch), 1), np.float32)  # noqa: E731
     with pytest.raises(ValueError, match="classifier"):
         predict_tiled(classifier_like, bright_photo(64, 64), 64)
+
+
+def test_a_large_uint8_photo_is_never_copied_whole_to_float32():
+    # issue 14: a float32 copy of the photo and of its padded canvas (770 MB each at 8000 px)
+    photo = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+    seen = []
+
+    def darkness(batch):
+        seen.append(batch.dtype)
+        return (20 * (1 - batch.mean(axis=-1, keepdims=True) / 255) - 10).astype(np.float32)
+
+    tracemalloc.start()
+    try:
+        probability = predict_tiled(darkness, photo, 256, 0.25, 8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the blended sums and weights (2 x 4 bytes a pixel) and a uint8 canvas; before: 17x
+    assert peak < 7 * photo.nbytes
+    assert set(seen) == {np.dtype(np.float32)}  # the model still gets 0..255 floats
+    assert probability.shape == (2000, 2000) and probability.dtype == np.float32
+    # converting each batch instead of the photo changes nothing
+    small = photo[:300, :420]
+    np.testing.assert_array_equal(predict_tiled(darkness, small, 128),
+                                  predict_tiled(darkness, small.astype(np.float32), 128))
