@@ -6,7 +6,7 @@ Two families of numbers, both reported because readers of crack papers expect bo
   of a 2 px crack counts, so a one-pixel shift halves them.
 * **Tolerance metrics** (the BSDS boundary protocol, see :mod:`fisuras.evaluate.tolerance`):
   thinned prediction and truth matched one-to-one within ``tolerance_px``. Over the sweep
-  ``np.linspace(0.01, 0.99, thresholds)``:
+  ``np.linspace(0.01, 0.99, thresholds)`` (rounded to 6 decimals: 0.36, not 0.36000000000000004):
 
   - **ODS** (optimal dataset scale): sum matched/predicted/true counts over all images of a group
     at each threshold, compute F, take the best single threshold.
@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 POOLED = "all_groups_pooled"
+# Sweep thresholds are rounded to this many decimals, so a chosen one reads 0.36 in the model card
+# and metrics, not linspace's 0.36000000000000004.
+THRESHOLD_DECIMALS = 6
 
 
 def pixel_counts(pred, true) -> dict[str, int]:
@@ -142,7 +145,7 @@ class SegmentationEvaluator:
             raise EvaluationInputError(f"fixed_threshold must be in (0, 1], got {fixed_threshold}.")
         if tolerance_px < 0:
             raise EvaluationInputError(f"tolerance_px must be >= 0, got {tolerance_px}.")
-        self.thresholds = np.linspace(0.01, 0.99, int(thresholds))
+        self.thresholds = np.round(np.linspace(0.01, 0.99, int(thresholds)), THRESHOLD_DECIMALS)
         self.tolerance_px = tolerance_px
         self.fixed_threshold = float(fixed_threshold)
         self._images: list[_ImageCounts] = []

@@ -15,6 +15,7 @@ from fisuras.evaluate.classification import (
     metrics_by_group,
     pr_curve,
     roc_curve,
+    short_threshold,
 )
 
 # Ten patches, sorted by score for readability (index: label score).
@@ -114,7 +115,7 @@ def test_best_f1_threshold_separable_case_lies_in_the_gap():
     scores = [0.1, 0.2, 0.35, 0.6, 0.7, 0.9]
     threshold = best_f1_threshold(labels, scores)
     assert 0.35 < threshold <= 0.6
-    assert threshold == pytest.approx(0.475)  # middle of the gap between classes
+    assert threshold == 0.5  # the shortest decimal in the middle of the gap (midpoint 0.475)
     assert classification_metrics(labels, scores, threshold)["f1"] == 1.0
 
 
@@ -157,3 +158,21 @@ def test_metrics_by_group_keeps_surfaces_apart():
 def test_bad_input_is_refused_clearly(labels, scores, message):
     with pytest.raises(EvaluationInputError, match=message):
         classification_metrics(labels, scores)
+
+
+def test_best_f1_threshold_of_float32_scores_is_a_short_decimal():
+    # issue 14: the midpoint of two float32 scores went into the model card as 0.6117284297943115
+    scores = np.array([0.1234567, 0.62345678, 0.6000001, 0.2], np.float32)
+    labels = [0, 1, 0, 0]
+    threshold = best_f1_threshold(labels, scores)
+    assert threshold == 0.61 and repr(threshold) == "0.61"
+    assert float(scores[2]) < threshold <= float(scores[1])  # the same predictions as before
+    assert classification_metrics(labels, scores, threshold)["f1"] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_short_threshold_stays_in_the_middle_half_of_the_gap(seed):
+    low, high = sorted(np.random.default_rng(seed).random(2) ** (seed % 5 + 1))
+    threshold = short_threshold(low, high)
+    assert abs(threshold - (low + high) / 2) <= (high - low) / 4
+    assert len(repr(threshold)) <= len(repr((low + high) / 2))

@@ -290,3 +290,16 @@ def test_error_overlay_colours_each_outcome_distinctly():
     assert error_overlay(image[..., 0], pred, true).shape == (1, 4, 3)  # grey input
     with pytest.raises(EvaluationInputError, match="uint8"):
         error_overlay(image.astype(float), pred, true)
+
+
+def test_sweep_thresholds_are_stored_as_short_decimals():
+    # issue 14: linspace's 0.36000000000000004 reached the model card and metrics.json
+    true, false_alarm = horizontal_line(10, width=2), horizontal_line(30, width=2)
+    evaluator = SegmentationEvaluator(thresholds=99)
+    evaluator.add(true * 0.365 + false_alarm * 0.355, true, group="g")  # best from 0.36 on
+    result = evaluator.result()["g"]
+    assert result["ods"] == 1.0 and repr(result["ods_threshold"]) == "0.36"
+    swept = result["curve"]["thresholds"]
+    assert [repr(t) for t in swept] == [repr(round(0.01 * k, 2)) for k in range(1, 100)]
+    assert "0.36000000000000004" not in repr(swept)
+    assert repr(SegmentationEvaluator(thresholds=7).thresholds[1]) == "np.float64(0.173333)"
