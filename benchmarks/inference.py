@@ -27,7 +27,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(summary))
 
     if args.json:
-        from fisuras.files import atomic_write_text
+        from fisuras.files import write_json
 
         document = {
             "mode": "quick" if args.quick else "full",
@@ -216,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": rows,
             "ratios": summary,
         }
-        atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
+        write_json(args.json, document)
         print(f"\nwrote {args.json}")
     return 0
 

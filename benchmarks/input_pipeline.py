@@ -313,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRSS growth {small:,} -> {large:,} files: {results['rss_growth_mib']:+.0f} MiB; "
           f"targets met: {results['targets_met']}")
     if args.json:
-        from fisuras.files import atomic_write_text
+        from fisuras.files import write_json
 
-        atomic_write_text(args.json, json.dumps(results, indent=1))
+        write_json(args.json, results, indent=1)
         print(f"wrote {args.json}")
     return 0
 

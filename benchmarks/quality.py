@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n".join(lines))
         if args.json:
-            from fisuras.files import atomic_write_text
+            from fisuras.files import write_json
 
             document = {"mode": "quick" if args.quick else "default",
                         "quick_overrides": overrides, "date_utc": datetime.now(UTC).isoformat(),
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "tolerance_f1": TOLERANCE_F1_TARGET,
                                     "run_seconds": RUN_SECONDS_TARGET},
                         "tables": lines}
-            atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
+            write_json(args.json, document)
             print(f"wrote {args.json}")
     finally:
         if args.out is None:

@@ -63,7 +63,7 @@ class DemoResult:
     runs: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> str:
-        from fisuras.evaluate.report import format_table
+        from fisuras.files import format_table
 
         columns = ["task", "evaluated on", "n", "f1", "precision", "recall", "roc_auc",
                    "iou", "tolerance_f1", "ods"]

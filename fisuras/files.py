@@ -1,13 +1,24 @@
-"""Small file helpers shared by every module: atomic writes, so a crash never leaves half a file."""
+"""The I/O helpers every module shares: atomic writes (text, bytes, JSON, CSV, PNG), so a crash
+never leaves half a file, and Markdown tables.
+
+JSON is strict (``allow_nan=False``): NumPy scalars and arrays become Python numbers and lists,
+and NaN or infinite floats become ``null``, so every file loads in any JSON reader.
+"""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import functools
+import io
+import json
+import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 @functools.cache
@@ -83,3 +94,106 @@ def is_temp_name(name: str) -> bool:
         (True, False)
     """
     return re.fullmatch(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?", name) is not None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON values from NumPy scalars and arrays, dataclasses, paths, tuples and sets.
+
+    NaN and infinities become ``None``; an object with ``to_dict()`` gives its dict; anything
+    else is returned as it is (``json.dumps`` then names it).
+
+    Example:
+        >>> import numpy as np
+        >>> to_jsonable({"n": np.int64(3), "a": np.arange(2), "x": float("nan")})
+        {'n': 3, 'a': [0, 1], 'x': None}
+    """
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # arrays and scalars
+        return to_jsonable(obj.tolist())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(key): to_jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(value) for value in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    return obj
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` (see :func:`to_jsonable`) as indented, strict JSON, atomically.
+
+    An object JSON cannot hold raises ``TypeError`` and leaves any old file as it was.
+    """
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` as CSV, atomically: only ``columns`` (default: the keys, first seen first);
+    missing values, ``None`` and NaN are empty cells."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: to_jsonable(value) for key, value in row.items()})
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def write_png(path: str | Path, pixels) -> Path:
+    """Save a uint8 ``[H, W]`` or ``[H, W, 3]`` array as PNG, atomically."""
+    from PIL import Image
+
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str], digits: int = 4) -> str:
+    """A Markdown table of ``rows`` restricted to ``columns``; floats with ``digits`` decimals.
+
+    Missing values, ``None`` and NaN show as ``-``. A column holding only numbers (bools count
+    as text) is right-aligned, any other left-aligned.
+
+    Example:
+        >>> print(format_table([{"group": "cfd", "iou": 0.51234}], ["group", "iou"]))
+        | group |    iou |
+        |:------|-------:|
+        | cfd   | 0.5123 |
+    """
+    values = [[to_jsonable(row.get(column)) for column in columns] for row in rows]
+    cells = [[_cell(value, digits) for value in line] for line in values]
+    numeric = [
+        any(line[i] is not None for line in values)
+        and all(line[i] is None or _is_number(line[i]) for line in values)
+        for i in range(len(columns))
+    ]
+    widths = [max([len(str(column))] + [len(line[i]) for line in cells])
+              for i, column in enumerate(columns)]
+
+    def line(texts: Sequence[str]) -> str:
+        padded = [text.rjust(width) if is_number else text.ljust(width)
+                  for text, width, is_number in zip(texts, widths, numeric, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (width + 1) + ":") if is_number else (":" + "-" * (width + 1))
+                          for width, is_number in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line([str(column) for column in columns]), rule]
+                     + [line(texts) for texts in cells])

@@ -20,7 +20,6 @@ epoch or this one, whole: never a skipped or a repeated epoch.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from fisuras.errors import FisurasError
-from fisuras.files import atomic_write, atomic_write_text, is_temp_name
+from fisuras.files import atomic_write, atomic_write_text, is_temp_name, write_csv
+from fisuras.files import write_json as write_json_file
 
 
 class RunFolderError(FisurasError, ValueError):
@@ -96,7 +96,7 @@ class RunFolder:
         return self.path / "checkpoints" / "best.keras"
 
     def write_json(self, name: str, data: Any) -> Path:
-        return atomic_write_text(self.file(name), json.dumps(data, indent=2, default=_plain))
+        return write_json_file(self.file(name), data)
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.file(name).read_text())
@@ -140,14 +140,7 @@ class RunFolder:
             ]
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
-        columns: list[str] = []
-        for row in rows:
-            columns += [key for key in row if key not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        self.write_text("history.csv", buffer.getvalue())
+        write_csv(self.file("history.csv"), rows)
 
     # --- the epoch commit ----------------------------------------------------------------
     def epoch_checkpoint(self, epoch: int) -> Path:
@@ -220,13 +213,3 @@ def _number(text: str) -> Any:
         return text
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
-
-def _plain(value: Any) -> Any:
-    """JSON fallback for NumPy scalars and paths."""
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

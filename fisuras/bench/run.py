@@ -32,7 +32,7 @@ from fisuras.bench.turbo import (
     select,
 )
 from fisuras.config import Settings, validate_settings
-from fisuras.files import atomic_write_text
+from fisuras.files import atomic_write_text, write_json
 from fisuras.hardware.facts import HardwareFacts
 from fisuras.hardware.plan import make_plan
 
@@ -208,7 +208,7 @@ def measure_in_subprocess(tag: str, spec: dict, out: Path, *, timeout_s: float,
     spec_path = folder / f"{tag}.spec.json"
     result_path = folder / f"{tag}.result.json"
     log_path = folder / f"{tag}.log"
-    atomic_write_text(spec_path, json.dumps(spec, indent=1))
+    write_json(spec_path, spec, indent=1)
     result_path.unlink(missing_ok=True)
     command = [python, "-m", "fisuras.bench.worker", str(spec_path), str(result_path)]
     load_before = load_average()
@@ -280,7 +280,7 @@ def save_result(result: BenchmarkResult, out: Path) -> None:
     """``benchmark.json`` and ``benchmark.txt`` (the table), both written atomically."""
     data = result.to_dict()
     data["table"] = result.table()
-    atomic_write_text(out / "benchmark.json", json.dumps(data, indent=1))
+    write_json(out / "benchmark.json", data, indent=1)
     atomic_write_text(out / "benchmark.txt", data["table"] + "\n")
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from fisuras.config import Settings
 from fisuras.errors import FisurasError
+from fisuras.files import format_table
 from fisuras.hardware.plan import Plan
 
 SDNET2018_IMAGES = 56_092
@@ -334,11 +335,7 @@ def _change_diff(before: float | None, after: float | None, unit: str, digits: i
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-             for row in (header, *rows)]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return format_table([dict(zip(header, row, strict=True)) for row in rows], header)
 
 
 def before_after_table(before: Measurement | None, after: Measurement | None, *, n_images: int,

@@ -32,7 +32,7 @@ from typing import Any
 from fisuras.bench.turbo import Configuration, runtime_env
 from fisuras.config import Settings
 from fisuras.errors import FisurasError
-from fisuras.files import atomic_write_text
+from fisuras.files import write_json
 from fisuras.hardware.apply import apply_environment, apply_tensorflow
 from fisuras.hardware.plan import Plan
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()  # the whole story goes to the configuration's log file
         result = {"status": "failed", "reason": describe_failure(error, spec)}
         code = 1
-    atomic_write_text(out_path, json.dumps(result, indent=1))
+    write_json(out_path, result, indent=1)
     return code
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fisuras.data.dataset import DatasetDescription, Sample
 from fisuras.errors import FisurasError
-from fisuras.files import atomic_write_text
+from fisuras.files import write_json
 
 SPLITS = ("train", "val", "test")
 MANIFEST_VERSION = 1
@@ -105,7 +105,7 @@ class Manifest:
 
     def save(self, path: str | Path) -> Path:
         """Write the manifest as JSON, atomically."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+        return write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:

@@ -23,11 +23,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from fisuras.data.dataset import SURFACES
-from fisuras.files import atomic_write_text
+from fisuras.files import write_json
 
 SDNET_FOLDERS = {"deck": ("D", "CD", "UD"), "pavement": ("P", "CP", "UP"),
                  "wall": ("W", "CW", "UW")}
@@ -343,5 +342,5 @@ def synthesize(out_dir: str | Path, *, n_per_class_per_surface: int = 100,
             _write_one(job)
     summary = SynthSummary(str(out), str(out / "sdnet"), str(out / "seg"), counts, image_size,
                            seed, time.perf_counter() - started)
-    atomic_write_text(out / SUMMARY_NAME, json.dumps(asdict(summary), indent=1))
+    write_json(out / SUMMARY_NAME, summary, indent=1)
     return summary

@@ -1,4 +1,4 @@
-"""Evaluation: pure NumPy/SciPy metrics, JSON/CSV reports and matplotlib plots. No TensorFlow.
+"""Evaluation: pure NumPy/SciPy metrics and matplotlib plots. No TensorFlow.
 
 Import what you need from its module (this package imports nothing, so that the cheap parts stay
 cheap: ``plots`` pulls in matplotlib, ``segmentation`` scikit-image):
@@ -8,6 +8,5 @@ cheap: ``plots`` pulls in matplotlib, ``segmentation`` scikit-image):
 * :mod:`~fisuras.evaluate.tolerance`: the skeleton matching protocol behind the tolerance F.
 * :mod:`~fisuras.evaluate.floor`: the no-learning floor (a black top-hat crack filter) scored by
   the same protocol, printed beside every segmentation result.
-* :mod:`~fisuras.evaluate.report`: atomic JSON/CSV writing and plain-text tables.
 * :mod:`~fisuras.evaluate.plots`: training history, confusion matrix, ROC/PR, prediction grid.
 """

@@ -49,14 +49,12 @@ def evaluate_segmentation(model, card: ModelCard, samples, tolerance_px: int, *,
             predict_segmentation(model, samples, card.image_size)):
         evaluator.add(prob, true, group=sample.group or "all", name=Path(sample.image).stem)
         if plots_dir is not None and index < MAX_OVERLAYS:
-            from PIL import Image
-
             from fisuras.data.images import read_rgb
-            from fisuras.files import atomic_write
+            from fisuras.files import write_png
 
             overlay = error_overlay(read_rgb(sample.image), prob >= card.threshold, true)
             target = Path(plots_dir) / "overlays" / f"{index:03d}_{Path(sample.image).stem}.png"
-            atomic_write(target, lambda tmp, o=overlay: Image.fromarray(o).save(tmp, "PNG"))
+            write_png(target, overlay)
     return evaluator.result()
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 import fisuras
 from fisuras.errors import FisurasError
+from fisuras.files import write_csv, write_json, write_png
 from fisuras.infer.cascade import predict_cascade
 from fisuras.infer.images import (
     UnreadableImageError,
@@ -38,7 +39,7 @@ from fisuras.infer.images import (
     read_photo,
 )
 from fisuras.infer.loading import LoadedModel, check_task
-from fisuras.infer.outputs import inside, unique_names, write_csv, write_json, write_png
+from fisuras.infer.outputs import inside, unique_names
 from fisuras.infer.runners import keras_predictor
 from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_grid, tile_stride
 

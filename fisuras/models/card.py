@@ -8,12 +8,12 @@ came from. Inference and export read it to refuse a wrong model with a clear mes
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from fisuras.errors import FisurasError
-from fisuras.files import atomic_write_text
+from fisuras.files import write_json
 
 CARD_NAME = "model_card.json"
 Task = Literal["detect", "segment"]
@@ -45,8 +45,7 @@ class ModelCard:
     def save(self, folder: str | Path) -> Path:
         """Write the card atomically into ``folder`` and return its path."""
         path = Path(folder) / CARD_NAME
-        atomic_write_text(path, json.dumps(asdict(self), indent=2))
-        return path
+        return write_json(path, self)
 
     @classmethod
     def load(cls, folder: str | Path) -> ModelCard:

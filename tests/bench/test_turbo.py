@@ -186,7 +186,7 @@ def test_best_of_keeps_the_least_disturbed_run():
 
 def table_rows(table: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")]
-            for line in table.splitlines() if not line.startswith("|-")]
+            for line in table.splitlines() if not set(line) <= set("|:-")]
 
 
 def test_before_after_table_shape():
