@@ -34,7 +34,7 @@ from fisuras.config import Settings
 from fisuras.errors import FisurasError
 from fisuras.files import write_json
 from fisuras.hardware.apply import apply_environment, apply_tensorflow
-from fisuras.hardware.plan import Plan
+from fisuras.hardware.plan import Plan, is_out_of_memory
 
 
 class ForcedFailure(FisurasError, RuntimeError):
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 def describe_failure(error: BaseException, spec: dict[str, Any]) -> str:
     """One line: what failed and, for out-of-memory, at which batch."""
     name, text = type(error).__name__, " ".join(str(error).split())
-    if name == "ResourceExhaustedError" or "OOM when allocating" in text or (
-            "RESOURCE_EXHAUSTED" in text):
+    if is_out_of_memory(error):
         batch = spec["configuration"]["batch_size"]
         return f"out of memory at batch {batch} ({name}: {text[:160]})"
     return f"{name}: {text[:300]}" if text else name

@@ -194,6 +194,23 @@ def error_summary(error: BaseException, limit: int = 300) -> str:
     return (lines[0] if lines else type(error).__name__)[:limit]
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for TensorFlow's out-of-memory errors (GPU or host), however they surface.
+
+    By class name and message, without importing TensorFlow: a ``ResourceExhaustedError`` (or a
+    subclass), or any error whose message carries TensorFlow's OOM text (wrapped errors).
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("OOM when allocating tensor")), is_out_of_memory(
+        ...     ValueError("bad shape"))
+        (True, False)
+    """
+    if any(cls.__name__ == "ResourceExhaustedError" for cls in type(error).__mro__):
+        return True
+    text = str(error)
+    return "OOM when allocating" in text or "RESOURCE_EXHAUSTED" in text
+
+
 _REASON_KEY = {"global_batch": "learning_rate"}  # describe() rows whose reason has another key
 
 

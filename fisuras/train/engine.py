@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from fisuras.errors import FisurasError
 from fisuras.hardware.apply import precision_policy
-from fisuras.hardware.plan import Plan
+from fisuras.hardware.plan import Plan, is_out_of_memory
 from fisuras.runs import RunFolder, RunFolderError, RunState
 from fisuras.tasks.base import Phase, TaskSpec
 from fisuras.train.callbacks import (
@@ -65,14 +65,6 @@ def is_multi_worker(strategy) -> bool:
     """True for a MultiWorkerMirroredStrategy that really spans several workers."""
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and strategy.extended._in_multi_worker_mode())
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """True for TensorFlow's out-of-memory errors (GPU or host), however they surface."""
-    if isinstance(error, tf.errors.ResourceExhaustedError):
-        return True
-    text = str(error)
-    return "OOM when allocating" in text or "RESOURCE_EXHAUSTED" in text
 
 
 class Engine:

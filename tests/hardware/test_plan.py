@@ -6,7 +6,7 @@ import pytest
 
 from fisuras.config import load_settings
 from fisuras.hardware.facts import GpuFacts, HardwareFacts, parse_nvidia_smi_csv
-from fisuras.hardware.plan import make_plan
+from fisuras.hardware.plan import is_out_of_memory, make_plan
 from tests.hardware.machines import A100, CPU_LAPTOP, GTX_1080, GTX_1650, LAPTOP_WSL, RTX_2050
 
 
@@ -143,3 +143,16 @@ def test_segmentation_gets_its_own_batch_for_the_card_and_the_crop():
     segment = plan_for(CPU_LAPTOP, batch_size_segment=16).for_segmentation()
     assert segment.batch_size == 16 and segment.batch_ladder[:2] == (16, 8)
     assert segment.learning_rate_scale == 2.0
+
+
+def test_out_of_memory_is_told_by_class_or_message_without_tensorflow():
+    class ResourceExhaustedError(Exception):  # TensorFlow's name; a subclass counts too
+        pass
+
+    class GpuOutOfMemory(ResourceExhaustedError):
+        pass
+
+    assert is_out_of_memory(GpuOutOfMemory("no room"))
+    assert is_out_of_memory(RuntimeError("Graph execution error:\n\nOOM when allocating tensor"))
+    assert is_out_of_memory(RuntimeError("status: RESOURCE_EXHAUSTED: out of memory"))
+    assert not is_out_of_memory(ValueError("Incompatible shapes"))
