@@ -109,6 +109,9 @@ def described_facts(gpus: tuple[str, ...], wsl2: bool):
 @click.version_option(package_name="fisuras")
 def main() -> None:
     """fisuras: train and run crack detection and segmentation models, fast, and measure it."""
+    from fisuras.native_log import quiet_tensorflow
+
+    quiet_tensorflow()  # before any command imports TensorFlow; the command line's choice only
 
 
 @main.command()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
+from fisuras import native_log
 from fisuras.cli import main
 from fisuras.hardware.facts import GpuFacts, HardwareFacts, described, gpu_from_text
 from tests.conftest import project_root_copy
@@ -149,3 +154,25 @@ def test_data_inspect_lists_undecodable_files_and_goes_on(shared_data, tmp_path)
     assert f"not_image       images/{photo.name}: content is not an image" in result.output
     assert "seg_deepcrack: segment, 30 images" in result.output
     assert result.output.count("sample grid:") == 1 and (tmp_path / "grid.png").is_file()
+
+
+# --- TensorFlow's native chatter (issue 14) ---------------------------------------------------
+
+def test_every_command_defaults_tensorflows_log_level_and_keeps_the_users(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert CliRunner().invoke(main, ["config", "show"]).exit_code == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"  # set before any command imports TF
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    assert CliRunner().invoke(main, ["config", "show"]).exit_code == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert not native_log._installed  # in-process runs (tests) never get their stderr filtered
+
+
+def test_doctor_says_no_gpu_in_its_own_words_without_tensorflows_lines():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "fisuras", "doctor"], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert "[PASS] tensorflow/keras" in result.stdout, result.stderr
+    assert "absl::InitializeLog" not in result.stderr and "port.cc" not in result.stderr
+    if "gpus: no GPU visible" in result.stdout:  # a machine without a GPU, like CI
+        assert "cuInit" not in result.stderr
