@@ -69,19 +69,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     from fisuras import models
-
-    class StepTimer(keras.callbacks.Callback):
-        """Wall time from the end of step ``warmup`` to the end of the last step."""
-
-        def __init__(self, warmup: int):
-            super().__init__()
-            self.warmup, self.start, self.end, self.cpu_start, self.cpu_end = warmup, 0, 0, 0, 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            now, cpu = time.perf_counter(), time.process_time()  # cpu: all threads
-            if batch + 1 == self.warmup:
-                self.start, self.cpu_start = now, cpu
-            self.end, self.cpu_end = now, cpu
+    from fisuras.train.callbacks import StepClock
 
     with strategy.scope():
         model = models.build_classifier(args.backbone, image_size=args.image_size,
@@ -97,12 +85,12 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     data = data.with_options(options)
 
-    timer = StepTimer(args.warmup)
+    clock = StepClock(args.warmup)  # from the end of step ``warmup`` to the end of the last
     model.fit(data, epochs=1, steps_per_epoch=args.warmup + args.steps, verbose=0,
-              callbacks=[timer])
-    seconds = timer.end - timer.start
+              callbacks=[clock])
+    seconds = clock.measured_seconds()
     return {"config": config, "rank": cluster.rank if cluster else 0, "load": load,
-            "cpu_seconds": timer.cpu_end - timer.cpu_start,
+            "cpu_seconds": clock.cores_used() * seconds,
             "replicas": strategy.num_replicas_in_sync, "workers": workers,
             "global_batch": args.batch, "steps": args.steps, "seconds": seconds,
             "images_per_second": args.steps * args.batch / seconds,

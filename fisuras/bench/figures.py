@@ -1,4 +1,6 @@
-"""What a benchmark process reads off while it trains: call times, GPU use, peak memory.
+"""What a benchmark process reads off while it trains: GPU use, peak memory, applied settings.
+
+Call times come from :class:`fisuras.train.callbacks.StepClock`.
 
 Imports Keras (and so TensorFlow): the worker imports this module only after it has set the
 environment variables of the configuration.
@@ -9,69 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import keras
 import tensorflow as tf
-
-
-class StepClock(keras.callbacks.Callback):
-    """Wall time of every training call; GPU sampling over the calls after the warm-up.
-
-    Reading the loss forces the call to finish (GPU work is asynchronous), so each time stamp
-    is the real end of that call. With ``steps_per_execution`` k, one call runs k steps.
-    """
-
-    def __init__(self, warmup_calls: int,
-                 start_sampler: Callable[[], GpuSampler | None] | None = None):
-        super().__init__()
-        if warmup_calls < 1:
-            raise ValueError(f"warmup_calls must be >= 1 (the first call compiles), got "
-                             f"{warmup_calls}")
-        self.warmup_calls = warmup_calls
-        self.start_sampler = start_sampler or (lambda: None)
-        self.first_begin: float | None = None
-        self.ends: list[float] = []
-        self.cpu_at: list[float] = []  # this process's CPU seconds (all threads) at each end
-        self.gpu_utilisation: float | None = None
-        self._sampler: GpuSampler | None = None
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.first_begin is None:
-            self.first_begin = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if logs and "loss" in logs:
-            float(logs["loss"])  # wait for the device
-        self.ends.append(time.perf_counter())
-        self.cpu_at.append(time.process_time())
-        if len(self.ends) == self.warmup_calls:
-            self._sampler = self.start_sampler()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self._sampler is not None:
-            self.gpu_utilisation = self._sampler.stop()
-
-    def first_call_seconds(self) -> float:
-        """The first call: tracing, (XLA) compilation and its own steps."""
-        if self.first_begin is None or not self.ends:
-            raise RuntimeError("no training call ran")
-        return self.ends[0] - self.first_begin
-
-    def measured_seconds(self) -> float:
-        """From the end of the last warm-up call to the end of the last call."""
-        if len(self.ends) <= self.warmup_calls:
-            raise RuntimeError(f"only {len(self.ends)} training calls ran; expected more than "
-                               f"{self.warmup_calls} warm-up calls")
-        return self.ends[-1] - self.ends[self.warmup_calls - 1]
-
-    def cores_used(self) -> float:
-        """CPU seconds per second over the measured calls: about the core count when nothing
-        else competes for the cores, lower when other processes take their share."""
-        cpu = self.cpu_at[-1] - self.cpu_at[self.warmup_calls - 1]
-        return cpu / self.measured_seconds()
 
 
 class GpuSampler:

@@ -98,15 +98,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("force_fail"):
         raise ForcedFailure(f"forced failure of {config.name!r} (test hook)")
 
-    from fisuras.bench.figures import (
-        GpuSampler,
-        StepClock,
-        applied_state,
-        host_peak_rss_mb,
-        peak_memory,
-    )
+    from fisuras.bench.figures import GpuSampler, applied_state, host_peak_rss_mb, peak_memory
     from fisuras.hardware.plan import linear_learning_rate_scale
     from fisuras.tasks import get_task
+    from fisuras.train.callbacks import StepClock
 
     task = get_task("detect").spec(settings)
     keras.utils.set_random_seed(settings.seed)
@@ -119,7 +114,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     dataset = make_input(spec, config, settings, plan)
 
     warmup, measured = int(spec["warmup_calls"]), int(spec["measured_calls"])
-    clock = StepClock(warmup, GpuSampler.start_if_available)
+    clock = StepClock(warmup, wait_for_device=True, start_sampler=GpuSampler.start_if_available)
     model.fit(dataset, epochs=1, steps_per_epoch=(warmup + measured) * config.steps_per_execution,
               callbacks=[clock], verbose=0, shuffle=False)  # tf.data shuffles
     images = measured * config.steps_per_execution * config.batch_size
@@ -127,7 +122,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     memory_mb, memory_kind = peak_memory()
     return {
         "images_per_second": images / seconds,
-        "compile_seconds": clock.first_call_seconds(),
+        "compile_seconds": clock.compile_seconds,
         "peak_memory_mb": memory_mb,
         "memory_kind": memory_kind,
         "gpu_utilisation": clock.gpu_utilisation,

@@ -1,4 +1,4 @@
-"""Keras callbacks of the engine: NaN guard, speed meter, epoch recorder (checkpoints, history)."""
+"""Keras callbacks: NaN guard, step clock and speed meter, epoch recorder (checkpoints, history)."""
 
 from __future__ import annotations
 
@@ -41,55 +41,123 @@ class NanGuard(keras.callbacks.Callback):
                 f"{self.advice}")
 
 
-class SpeedMeter(keras.callbacks.Callback):
+class StepClock(keras.callbacks.Callback):
+    """Wall and CPU time of training calls: the one step timer (engine, benchmarks).
+
+    The first call (tracing, compilation) is timed apart: ``compile_seconds``. The measured
+    *window* then runs from the end of its ``warmup_calls``-th call (from the start of its first
+    call when ``warmup_calls`` is 0) to the end of the last call; :meth:`restart` opens a new
+    window (an epoch). Only a few numbers are kept, however long training runs. With
+    ``steps_per_execution`` k, one call runs k steps.
+
+    Args:
+        warmup_calls: calls of the first window left out of the measure (at least the first).
+        wait_for_device: read the loss at each call's end, which waits for the (asynchronous)
+            GPU work, so each time stamp is the real end of its call.
+        start_sampler: called once when the warm-up is over; its result's ``stop()`` (at the
+            end of training) gives ``gpu_utilisation``.
+    """
+
+    def __init__(self, warmup_calls: int = 1, *, wait_for_device: bool = False,
+                 start_sampler: Callable[[], Any] | None = None):
+        super().__init__()
+        if warmup_calls < 1:
+            raise ValueError(f"warmup_calls must be >= 1 (the first call compiles), got "
+                             f"{warmup_calls}")
+        self.wait_for_device = wait_for_device
+        self.start_sampler = start_sampler
+        self.compile_seconds: float | None = None
+        self.gpu_utilisation: float | None = None
+        self.calls = 0  # calls ended in this window
+        self._sampler: Any = None
+        self._first_begin: float | None = None
+        self._begin = 0.0
+        self.restart(warmup_calls)
+
+    def restart(self, warmup_calls: int = 0) -> None:
+        """Open a new window: measure from the end of its ``warmup_calls``-th call."""
+        self.calls, self.warmup_calls = 0, warmup_calls
+        self._start: tuple[float, float] | None = None  # (wall, CPU) seconds
+        self._end: tuple[float, float] | None = None
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._begin = time.perf_counter()
+        if self._first_begin is None:
+            self._first_begin = self._begin
+        if self.calls == 0 and self.warmup_calls == 0:
+            self._start = (self._begin, time.process_time())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.wait_for_device and logs and "loss" in logs:
+            float(logs["loss"])
+        self._end = (time.perf_counter(), time.process_time())  # CPU: all threads
+        self.calls += 1
+        if self.compile_seconds is None:
+            self.compile_seconds = self._end[0] - self._begin
+        if self.calls == self.warmup_calls:
+            self._start = self._end
+            if self.start_sampler is not None and self._sampler is None:
+                self._sampler = self.start_sampler()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._sampler is not None:
+            self.gpu_utilisation = self._sampler.stop()
+
+    def measured_calls(self) -> int:
+        """Calls in the window after its warm-up."""
+        return max(0, self.calls - self.warmup_calls)
+
+    def measured_seconds(self) -> float:
+        """Wall time of the window's measured calls."""
+        if not self.measured_calls() or self._start is None or self._end is None:
+            raise RuntimeError(f"only {self.calls} training calls ran; expected more than "
+                               f"{self.warmup_calls} warm-up calls")
+        return self._end[0] - self._start[0]
+
+    def cores_used(self) -> float:
+        """CPU seconds per second over the measured calls: about the core count when nothing
+        else competes for the cores, lower when other processes take their share."""
+        cpu = self._end[1] - self._start[1] if self._start and self._end else 0.0
+        return cpu / self.measured_seconds()
+
+
+class SpeedMeter(StepClock):
     """Images per second per epoch, with the first step (tracing/compilation) timed apart.
 
     Adds ``images_per_second`` to the batch logs (shown by the progress bar) and to the epoch logs
-    (written to history.csv); ``compile_seconds`` is the first step of the first epoch.
+    (written to history.csv); ``compile_seconds`` is the first step of the first epoch, left out
+    of that epoch's rate.
     """
 
     def __init__(self, batch_size: int, steps_per_execution: int = 1):
-        super().__init__()
-        self.batch_size = batch_size
-        self.steps_per_execution = steps_per_execution
-        self.compile_seconds: float | None = None
-        self._step_start = 0.0
-        self._timed_start: float | None = None
-        self._timed_images = 0
-        self._epoch_start, self._epoch_images = 0.0, 0
+        super().__init__(warmup_calls=1)
+        self.images_per_call = batch_size * steps_per_execution
+        self._epoch_start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._timed_start, self._timed_images = None, 0
-        self._epoch_start, self._epoch_images = time.perf_counter(), 0
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self._step_start = time.perf_counter()
+        self._epoch_start = time.perf_counter()
+        if self.compile_seconds is not None:
+            self.restart(warmup_calls=0)  # compiled already: every call of the epoch counts
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        now = time.perf_counter()
-        self._epoch_images += self.batch_size * self.steps_per_execution
-        if self.compile_seconds is None:
-            self.compile_seconds = now - self._step_start
-            return
-        if self._timed_start is None:  # start timing after the epoch's first step
-            self._timed_start = self._step_start
-        self._timed_images += self.batch_size * self.steps_per_execution
-        rate = self.images_per_second(now)
+        super().on_train_batch_end(batch, logs)
+        rate = self.images_per_second()
         if logs is not None and rate:
             logs["images_per_second"] = rate
 
-    def images_per_second(self, now: float | None = None) -> float:
-        if self._timed_start is None:
+    def images_per_second(self) -> float:
+        if not self.measured_calls():
             return 0.0
-        elapsed = (now or time.perf_counter()) - self._timed_start
-        return self._timed_images / elapsed if elapsed > 0 else 0.0
+        elapsed = self.measured_seconds()
+        return self.measured_calls() * self.images_per_call / elapsed if elapsed > 0 else 0.0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             # An epoch whose only step was the first (compiling) one has no timed step: its
             # whole-epoch rate, compilation included, rather than a 0 that reads as a stall.
             logs["images_per_second"] = self.images_per_second() or (
-                self._epoch_images / max(time.perf_counter() - self._epoch_start, 1e-9))
+                self.calls * self.images_per_call
+                / max(time.perf_counter() - self._epoch_start, 1e-9))
             if self.compile_seconds is not None:
                 logs["compile_seconds"] = self.compile_seconds
 

@@ -30,19 +30,27 @@ def test_plain_input_gives_model_ready_batches(tmp_path):
 def test_step_clock_times_calls_after_the_warm_up():
     import keras
 
-    from fisuras.bench.figures import StepClock
+    from fisuras.train.callbacks import SpeedMeter, StepClock
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse", steps_per_execution=2)
-    clock = StepClock(warmup_calls=1)
-    x, y = np.zeros((8, 4), np.float32), np.zeros((8, 1), np.float32)
-    model.fit(x, y, batch_size=1, epochs=1, steps_per_epoch=6, callbacks=[clock], verbose=0)
-    assert len(clock.ends) == 3  # 6 steps, 2 per call
-    assert clock.first_call_seconds() > 0
-    assert clock.measured_seconds() == pytest.approx(clock.ends[2] - clock.ends[0])
+    clock = StepClock(warmup_calls=1, wait_for_device=True)
+    speed = SpeedMeter(batch_size=1, steps_per_execution=2)  # the engine's, on the same clock
+    x, y = np.zeros((12, 4), np.float32), np.zeros((12, 1), np.float32)
+    history = model.fit(x, y, batch_size=1, epochs=2, steps_per_epoch=6,
+                        callbacks=[clock, speed], verbose=0)
+    assert clock.calls == 6 and clock.measured_calls() == 5  # 2 epochs of 6 steps, 2 per call
+    assert clock.compile_seconds > 0 and clock.measured_seconds() > 0
+    assert clock.cores_used() >= 0
     assert clock.gpu_utilisation is None
+    # the meter: the compiling call left out of epoch 1, every call of epoch 2 counted
+    assert speed.compile_seconds > 0 and speed.calls == 3 and speed.measured_calls() == 3
+    assert speed.images_per_second() == pytest.approx(6 / speed.measured_seconds())
+    assert all(rate > 0 for rate in history.history["images_per_second"])
     with pytest.raises(RuntimeError, match="warm-up"):
         StepClock(warmup_calls=3).measured_seconds()
+    with pytest.raises(ValueError, match="compiles"):
+        StepClock(warmup_calls=0)
 
 
 def test_plan_round_trips_through_json_and_oom_names_the_batch():
