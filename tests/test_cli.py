@@ -168,6 +168,7 @@ def test_every_command_defaults_tensorflows_log_level_and_keeps_the_users(monkey
     assert not native_log._installed  # in-process runs (tests) never get their stderr filtered
 
 
+@pytest.mark.slow
 def test_doctor_says_no_gpu_in_its_own_words_without_tensorflows_lines():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-m", "fisuras", "doctor"], capture_output=True,

@@ -63,6 +63,7 @@ sys.stderr.write("last words, no newline")
 """
 
 
+@pytest.mark.slow
 def test_the_command_line_drops_native_noise_and_keeps_everything_else():
     result = command(NOISY)
     assert result.returncode == 0 and result.stdout == b"level 2\n"  # the default, set once
@@ -70,6 +71,7 @@ def test_the_command_line_drops_native_noise_and_keeps_everything_else():
                              b"last words, no newline")
 
 
+@pytest.mark.slow
 def test_the_users_level_is_kept_and_zero_shows_everything():
     assert command(NOISY, env_level="3").stdout == b"level 3\n"
     everything = command(NOISY, env_level="0")
@@ -78,6 +80,7 @@ def test_the_users_level_is_kept_and_zero_shows_everything():
                                  + b"\n" + MISMATCH + b"\nlast words, no newline")
 
 
+@pytest.mark.slow
 def test_a_crash_right_after_its_message_still_shows_the_message():
     # the filter is a separate process: an abort cannot swallow what was written just before
     last_words = INFO + b"\nfatal: the reason\n"
@@ -85,6 +88,7 @@ def test_a_crash_right_after_its_message_still_shows_the_message():
     assert result.returncode != 0 and result.stderr == b"fatal: the reason\n"
 
 
+@pytest.mark.slow
 def test_a_terminal_stays_a_terminal_for_progress_bars():
     import pty
 
@@ -113,6 +117,7 @@ def test_a_terminal_stays_a_terminal_for_progress_bars():
     assert received.replace(b"\r\n", b"\n") == b"isatty True\n"
 
 
+@pytest.mark.slow
 def test_tensorflow_starts_without_its_native_chatter():
     result = command("""
         import tensorflow as tf
