@@ -46,6 +46,7 @@ from fisuras.infer.runners import (
     saved_model_predictor,
     tflite_predictor,
 )
+from fisuras.models.backbones import all_layers
 
 FORMATS = ("keras", "savedmodel", "onnx", "tflite", "tflite-fp16")
 ARTEFACT_NAMES = {
@@ -111,19 +112,12 @@ def float32_config(node):
     return out
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
 def to_float32(model):
     """``(float32 model, converted?)``: the model itself when every layer already computes in
     float32, else a rebuild from :func:`float32_config` with the same weights."""
     import keras
 
-    if all(layer.compute_dtype == "float32" for layer in _all_layers(model)):
+    if all(layer.compute_dtype == "float32" for layer in all_layers(model)):
         return model, False
     from fisuras.hardware.apply import precision_policy
 
@@ -133,7 +127,7 @@ def to_float32(model):
     with precision_policy("float32"):
         rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
     rebuilt.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
-    still_reduced = [x.name for x in _all_layers(rebuilt) if x.compute_dtype != "float32"]
+    still_reduced = [x.name for x in all_layers(rebuilt) if x.compute_dtype != "float32"]
     if still_reduced:
         raise ValueError(f"could not convert layers {still_reduced} to float32")
     return rebuilt, True

@@ -7,8 +7,9 @@ layers whose outputs the U-Net decoder uses as skip connections.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fisuras.models.names import PRETRAINED_BACKBONES as BACKBONES
 
@@ -118,6 +119,15 @@ def call_backbone(encoder, backbone: str, images, *, pretrained: bool):
     return encoder(x, training=False) if pretrained else encoder(x)
 
 
+def all_layers(model) -> Iterator[Any]:
+    """Every layer inside ``model``, nested models' layers included (depth first, each nested
+    model before its own layers). The one recursive layer walk of fisuras."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 def freeze_batch_norm(model) -> None:
     """Set ``trainable=False`` on every BatchNormalization layer inside ``model`` (recursively).
 
@@ -127,11 +137,9 @@ def freeze_batch_norm(model) -> None:
     """
     from keras import layers
 
-    for layer in model.layers:
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
-        elif hasattr(layer, "layers"):
-            freeze_batch_norm(layer)
 
 
 def finish_weights(model, application, weights) -> None:
@@ -166,8 +174,6 @@ def faster_batch_norm_statistics(model) -> None:
     """
     from keras import layers
 
-    for layer in model.layers:
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = FRESH_BN_MOMENTUM
-        elif hasattr(layer, "layers"):
-            faster_batch_norm_statistics(layer)

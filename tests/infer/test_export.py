@@ -22,6 +22,7 @@ from fisuras.infer.runners import (
     saved_model_predictor,
     tflite_predictor,
 )
+from fisuras.models.backbones import all_layers
 from fisuras.models.card import ModelCard
 
 from .conftest import keras, save_run
@@ -86,22 +87,15 @@ def mixed_precision_run(tmp_path):
         model = nested_segmenter(64)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert any(layer.compute_dtype == "float16" for layer in _all_layers(model))
+    assert any(layer.compute_dtype == "float16" for layer in all_layers(model))
     return save_run(tmp_path / "mixed", model, "segment", 64)
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
 
 
 def test_mixed_precision_model_exports_as_float32(tmp_path, mixed_precision_run, real_crops):
     result = export_model(mixed_precision_run, "keras", tmp_path / "keras")
     assert result.converted_to_float32
     exported = load_model(tmp_path / "keras").model
-    assert {layer.compute_dtype for layer in _all_layers(exported)} == {"float32"}
+    assert {layer.compute_dtype for layer in all_layers(exported)} == {"float32"}
     # the float32 model computes what the float16 one approximated: close, not equal
     original = load_model(mixed_precision_run).model
     logits16 = original.predict_on_batch(real_crops)

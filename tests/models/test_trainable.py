@@ -13,6 +13,7 @@ from fisuras.models import (
     make_loss,
     set_backbone_trainable,
 )
+from fisuras.models.backbones import all_layers, faster_batch_norm_statistics, freeze_batch_norm
 from fisuras.models.trainable import backbone_is_pretrained
 from tests.models.conftest import SIZE
 
@@ -103,3 +104,19 @@ def test_models_without_backbone_train_whole_and_refuse_to_freeze():
     with pytest.raises(ValueError, match="no pretrained backbone"):
         set_backbone_trainable(model, False)
 
+
+
+def test_the_layer_walk_reaches_nested_models_and_the_batch_norm_helpers_use_it():
+    inner = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.BatchNormalization(name="bn1")],
+                             name="inner")
+    middle = keras.Sequential([keras.Input((4, 4, 3)), inner,
+                               keras.layers.BatchNormalization(name="bn2")], name="middle")
+    images = keras.Input((4, 4, 3))
+    model = keras.Model(images, keras.layers.Conv2D(1, 1, name="head")(middle(images)))
+    names = [layer.name for layer in all_layers(model)]
+    assert names[1:] == ["middle", "inner", "bn1", "bn2", "head"]  # after the input layer
+    freeze_batch_norm(model)
+    faster_batch_norm_statistics(model)
+    norms = [layer for layer in all_layers(model)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [(n.trainable, n.momentum) for n in norms] == [(False, 0.9), (False, 0.9)]
