@@ -61,6 +61,45 @@ def spec_of(backbone: str, *, extra: tuple[str, ...] = ()) -> BackboneSpec | Non
     )
 
 
+def choose_encoder(backbone: str, weights, *, plain: str) -> tuple[BackboneSpec | None, Any]:
+    """``(spec, weights choice)`` for a builder whose own small network is called ``plain``.
+
+    ``spec`` is ``None`` for ``plain`` (else raise for an unknown name); the choice is
+    :func:`~fisuras.models.weights.resolve_weights`' answer. The plain network is trained from
+    scratch: ImageNet weights for it raise ``WeightsFileError``.
+    """
+    from fisuras.models.weights import WeightsFileError, resolve_weights
+
+    spec = spec_of(backbone, extra=(plain,))
+    choice = resolve_weights(weights)
+    if spec is None and choice == "imagenet":
+        raise WeightsFileError(
+            f"{backbone} is trained from scratch and has no ImageNet weights; "
+            "use --weights none (or a fisuras model file)."
+        )
+    return spec, choice
+
+
+def pretrained_encoder(backbone: str, images, choice, *, skips: bool = False):
+    """``(application, outputs)``: ``backbone``'s keras.applications model, nested in the new
+    model as the sub-model "backbone" and called on ``images`` (see :func:`call_backbone`).
+
+    ``outputs`` is the last feature map; with ``skips``, the list of the skip taps (1/2, 1/4,
+    1/8, 1/16 of the input) followed by the last feature map, for a U-Net decoder.
+    """
+    import keras
+
+    application = build_application(backbone, image_size=int(images.shape[1]),
+                                    imagenet=choice == "imagenet")
+    outputs = application.output
+    if skips:
+        taps = [application.get_layer(name).output for name in SPECS[backbone].skip_layers]
+        outputs = [*taps, outputs]
+    # A functional view over the application's layers, so it can be named "backbone".
+    encoder = keras.Model(application.input, outputs, name="backbone")
+    return application, call_backbone(encoder, backbone, images, pretrained=choice != "none")
+
+
 def build_application(backbone: str, *, image_size: int, imagenet: bool):
     """The headless keras.applications model for ``backbone`` (ImageNet weights or random).
 

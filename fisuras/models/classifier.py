@@ -13,15 +13,9 @@ import os
 import keras
 from keras import layers
 
-from fisuras.models.backbones import (
-    build_application,
-    call_backbone,
-    finish_weights,
-    spec_of,
-)
+from fisuras.models.backbones import choose_encoder, finish_weights, pretrained_encoder
 from fisuras.models.layers import conv_block
 from fisuras.models.names import SMALL_CNN
-from fisuras.models.weights import WeightsFileError, resolve_weights
 
 SMALL_CNN_FILTERS = (16, 32, 64, 128)
 
@@ -46,25 +40,13 @@ def build_classifier(
     The backbone's own input normalisation is inside the model, and the logit is float32 even
     under a mixed-precision policy. With pretrained weights the backbone's BatchNorm is frozen.
     """
-    spec = spec_of(backbone, extra=(SMALL_CNN,))
+    spec, choice = choose_encoder(backbone, weights, plain=SMALL_CNN)
     _check_size(image_size)
-    choice = resolve_weights(weights)
     images = keras.Input((image_size, image_size, 3), name="image")
     if spec is None:
-        if choice == "imagenet":
-            raise WeightsFileError(
-                f"{backbone} is trained from scratch and has no ImageNet weights; "
-                "use --weights none (or a fisuras model file)."
-            )
-        application = None
-        features = _small_cnn_features(images)
+        application, features = None, _small_cnn_features(images)
     else:
-        application = build_application(
-            backbone, image_size=image_size, imagenet=choice == "imagenet"
-        )
-        # A functional view over the application's layers, so it can be named "backbone".
-        encoder = keras.Model(application.input, application.output, name="backbone")
-        features = call_backbone(encoder, backbone, images, pretrained=choice != "none")
+        application, features = pretrained_encoder(backbone, images, choice)
     x = layers.GlobalAveragePooling2D(name="pool")(features)
     x = layers.Dropout(dropout, name="dropout")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)

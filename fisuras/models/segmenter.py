@@ -17,15 +17,9 @@ import os
 import keras
 from keras import layers
 
-from fisuras.models.backbones import (
-    build_application,
-    call_backbone,
-    finish_weights,
-    spec_of,
-)
+from fisuras.models.backbones import choose_encoder, finish_weights, pretrained_encoder
 from fisuras.models.layers import BilinearUpSampling2D, conv_block
 from fisuras.models.names import UNET_LIGHT
-from fisuras.models.weights import WeightsFileError, resolve_weights
 
 UNET_LEVELS = 4
 SIZE_MULTIPLE = 32  # the pretrained encoders downsample 5 times
@@ -54,7 +48,7 @@ def build_segmenter(
         base_filters: width of the finest decoder level; coarser levels double it.
         crack_prior: the untrained model's crack probability for every pixel (output bias).
     """
-    spec = spec_of(backbone, extra=(UNET_LIGHT,))
+    spec, choice = choose_encoder(backbone, weights, plain=UNET_LIGHT)
     if not isinstance(image_size, int) or image_size <= 0 or image_size % SIZE_MULTIPLE:
         raise ValueError(
             f"image_size must be a positive multiple of {SIZE_MULTIPLE}, got {image_size!r}."
@@ -64,23 +58,12 @@ def build_segmenter(
     if not 0.0 < crack_prior < 1.0:
         raise ValueError(f"crack_prior must be between 0 and 1 (exclusive), got {crack_prior!r}.")
     bias = keras.initializers.Constant(math.log(crack_prior / (1.0 - crack_prior)))
-    choice = resolve_weights(weights)
     images = keras.Input((image_size, image_size, 3), name="image")
     if spec is None:
-        if choice == "imagenet":
-            raise WeightsFileError(
-                f"{backbone} is trained from scratch and has no ImageNet weights; "
-                "use --weights none (or a fisuras model file)."
-            )
         application = None
         logits = _unet_light(images, base_filters, bias)
     else:
-        application = build_application(
-            backbone, image_size=image_size, imagenet=choice == "imagenet"
-        )
-        taps = [application.get_layer(name).output for name in spec.skip_layers]
-        encoder = keras.Model(application.input, [*taps, application.output], name="backbone")
-        *skips, bottom = call_backbone(encoder, backbone, images, pretrained=choice != "none")
+        application, (*skips, bottom) = pretrained_encoder(backbone, images, choice, skips=True)
         # Thin cracks (2 px) are 1 px wide at the finest encoder scale (1/2): a small
         # full-resolution branch on the raw image gives the last decoder level pixel detail.
         detail = conv_block(layers.Rescaling(1 / 255, name="detail_scale")(images),

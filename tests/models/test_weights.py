@@ -108,3 +108,12 @@ def test_imagenet_offline_says_how_to_go_on():
         in message
     assert "~/.keras/models" in message
     assert caught.value.__cause__ is not None  # the original network error is kept
+
+
+@pytest.mark.parametrize(("build", "plain"), [(build_classifier, "small_cnn"),
+                                              (build_segmenter, "unet_light")])
+def test_both_builders_refuse_imagenet_for_their_plain_network(build, plain):
+    with pytest.raises(WeightsFileError, match=f"{plain} is trained from scratch"):
+        build(plain, image_size=64, weights="imagenet")
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+        build("vgg", image_size=64, weights="none")
