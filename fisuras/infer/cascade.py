@@ -15,16 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from fisuras.infer.tiling import (
     PredictBatch,
-    as_rgb_image,
-    batches,
-    canvas_shape,
-    crop_batch,
-    grid_starts,
-    pad_bottom_right,
+    patch_heatmap,
     predict_tiled,
     tile_stride,
 )
@@ -61,7 +55,8 @@ def score_tiles(
     """Classifier probability per segmenter tile: ``(scores float32[rows, cols], boxes)``.
 
     The patch for a tile starts at ``tile top-left + (tile - patch) // 2``; where that runs past
-    the image, the image is mirror-extended (same pad rule as the tiler).
+    the image, the image is mirror-extended (same pad rule as the tiler). Scored by
+    :func:`~fisuras.infer.tiling.patch_heatmap` on the segmenter's tile grid.
 
     Example:
         >>> sure = lambda batch: np.full((len(batch), 1), 3.0, np.float32)
@@ -69,38 +64,8 @@ def score_tiles(
         >>> scores.shape, boxes[0, 0].tolist()
         ((3, 5), [16, 16, 112, 112])
     """
-    image = as_rgb_image(image)
-    height, width = image.shape[:2]
     stride = tile_stride(tile, overlap, align=align)
-    ys, xs = grid_starts(height, tile, stride), grid_starts(width, tile, stride)
-    canvas = pad_bottom_right(image, *canvas_shape([(ys[-1], xs[-1])], tile))
-    offset = (tile - patch) // 2  # patch corner relative to tile corner; negative if patch > tile
-    margin = max(0, -offset, offset + patch - tile)
-    if margin:
-        canvas = np.pad(canvas, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
-    corners = [(y + offset, x + offset) for y in ys for x in xs]
-    scores: list[np.ndarray] = []
-    for group in batches(corners, batch_size):
-        top_lefts = [(y + margin, x + margin) for y, x in group]
-        batch = crop_batch(canvas, top_lefts, patch)
-        logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
-        if logits.shape[1] != 1:
-            raise ValueError(
-                f"classifier returned {logits.shape[1]} values per patch; expected one logit"
-            )
-        scores.append(expit(logits[:, 0]))
-    grid = np.concatenate(scores).astype(np.float32).reshape(len(ys), len(xs))
-    boxes = np.array(
-        [
-            [
-                (max(0, y), max(0, x), min(height, y + patch), min(width, x + patch))
-                for (y, x) in corners[row * len(xs) : (row + 1) * len(xs)]
-            ]
-            for row in range(len(ys))
-        ],
-        dtype=np.int32,
-    )
-    return grid, boxes
+    return patch_heatmap(predict_batch, image, patch, stride, batch_size, tile=tile)
 
 
 def predict_cascade(

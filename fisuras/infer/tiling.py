@@ -203,13 +203,18 @@ def patch_heatmap(
     patch: int,
     stride: int,
     batch_size: int = 8,
+    *,
+    tile: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score overlapping classifier patches: ``(heat float32[rows, cols], boxes)``.
+    """Score classifier patches on a tile grid: ``(heat float32[rows, cols], boxes)``.
 
-    ``heat`` holds crack probabilities (sigmoid of the logits); ``boxes`` (int32
-    ``[rows, cols, 4]``) the patch each cell scored, as ``(y0, x0, y1, x1)`` clipped to the image
-    (patches running past the edge see the mirror-padded image, by the module's pad rule). An
-    image of exactly ``patch x patch`` is scored directly as one cell.
+    The one patch scorer (the detector's heat map, the cascade's tile scores). The grid is that
+    of tiles of side ``tile`` (default: ``patch``) ``stride`` apart; each cell's patch is centred
+    on its tile, starting at ``tile corner + (tile - patch) // 2``. ``heat`` holds crack
+    probabilities (sigmoid of the logits); ``boxes`` (int32 ``[rows, cols, 4]``) the patch each
+    cell scored, as ``(y0, x0, y1, x1)`` clipped to the image (patches running past the edge see
+    the mirror-extended image, by the module's pad rule). An image of exactly ``patch x patch``
+    is scored directly as one cell.
 
     Example:
         >>> sure = lambda batch: np.full((len(batch), 1), 5.0, np.float32)
@@ -221,12 +226,17 @@ def patch_heatmap(
     height, width = image.shape[:2]
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
-    ys, xs = grid_starts(height, patch, stride), grid_starts(width, patch, stride)
-    canvas = pad_bottom_right(image, ys[-1] + patch, xs[-1] + patch)
-    corners = [(y, x) for y in ys for x in xs]
+    tile = patch if tile is None else tile
+    ys, xs = grid_starts(height, tile, stride), grid_starts(width, tile, stride)
+    canvas = pad_bottom_right(image, ys[-1] + tile, xs[-1] + tile)
+    offset = (tile - patch) // 2  # patch corner relative to tile corner; negative if patch > tile
+    margin = max(0, -offset, offset + patch - tile)
+    if margin:
+        canvas = np.pad(canvas, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    corners = [(y + offset, x + offset) for y in ys for x in xs]
     scores: list[np.ndarray] = []
     for group in batches(corners, batch_size):
-        batch = crop_batch(canvas, group, patch)
+        batch = crop_batch(canvas, [(y + margin, x + margin) for y, x in group], patch)
         logits = np.asarray(predict_batch(batch), dtype=np.float32).reshape(len(group), -1)
         if logits.shape[1] != 1:
             raise ValueError(
@@ -236,7 +246,8 @@ def patch_heatmap(
         scores.append(expit(logits[:, 0]))
     heat = np.concatenate(scores).astype(np.float32).reshape(len(ys), len(xs))
     boxes = np.array(
-        [[(y, x, min(y + patch, height), min(x + patch, width)) for x in xs] for y in ys],
+        [(max(0, y), max(0, x), min(height, y + patch), min(width, x + patch))
+         for y, x in corners],
         dtype=np.int32,
-    )
+    ).reshape(len(ys), len(xs), 4)
     return heat, boxes

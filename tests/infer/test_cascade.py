@@ -6,7 +6,7 @@ import numpy as np
 
 from fisuras.infer.cascade import predict_cascade, score_tiles
 from fisuras.infer.runners import keras_predictor
-from fisuras.infer.tiling import predict_tiled, tile_grid
+from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_grid, tile_stride
 
 from .conftest import bright_photo, dark_classifier, dark_segmenter
 
@@ -67,3 +67,13 @@ def test_tile_scores_use_a_patch_centred_on_each_tile():
 
     big_patch = score_tiles(keras_predictor(dark_classifier(96)), photo, tile=64, patch=96)[1]
     assert big_patch[0, 0].tolist() == [0, 0, 80, 80]  # reaches 16 px beyond the tile, clipped
+
+
+def test_tile_scores_with_patch_and_tile_equal_are_the_detector_heat_map():
+    photo = bright_photo(200, 300)
+    photo[90:110, 40:260] = 0.0
+    detect = keras_predictor(dark_classifier(64))
+    scores, boxes = score_tiles(detect, photo, tile=64, patch=64, overlap=0.25, align=32)
+    heat, heat_boxes = patch_heatmap(detect, photo, 64, tile_stride(64, 0.25, align=32))
+    np.testing.assert_array_equal(scores, heat)
+    np.testing.assert_array_equal(boxes, heat_boxes)
