@@ -90,6 +90,7 @@ INSTANTS = {"inside_model_write": 3, "after_model_write": 3, "inside_state_write
             "after_state_write": 4, "between_best_and_last": 4}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", list(INSTANTS))
 def test_a_kill_at_any_instant_of_the_epoch_commit_resumes_whole(tmp_path, where):
     run = RunFolder.create(tmp_path / "runs", "detect", "k")

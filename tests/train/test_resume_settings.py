@@ -39,6 +39,7 @@ def test_changes_on_resume_apply_the_safe_ones_and_refuse_the_rest():
         changes_on_resume(saved, saved.updated({"detect.epochs": 3}), "detect", 4)
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_runs_settings_and_plan_and_applies_safe_changes(detect_data,
                                                                           tmp_path):
     runs = tmp_path / "runs"
@@ -86,6 +87,7 @@ class InterruptAt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(detect_data, tmp_path):
     from fisuras import hardware
     from fisuras.config import load_settings
