@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,27 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def new_folder(base: str | Path, name: str | None = None) -> Path:
+    """Create and return a new folder ``base/<name>``: the time (``YYYYmmdd-HHMMSS``) by default,
+    with ``-2``, ``-3``... when taken. Creating is the claim, so two processes never share one.
+
+    Example:
+        >>> new_folder("runs/benchmark")  # doctest: +SKIP
+        PosixPath('runs/benchmark/20250101-120000')
+    """
+    base = Path(base)
+    name = name or time.strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        path = base / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            suffix += 1
 
 
 def is_temp_name(name: str) -> bool:

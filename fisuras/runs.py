@@ -23,14 +23,13 @@ import csv
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fisuras.errors import FisurasError
-from fisuras.files import atomic_write, atomic_write_text, is_temp_name, write_csv
+from fisuras.files import atomic_write, atomic_write_text, is_temp_name, new_folder, write_csv
 from fisuras.files import write_json as write_json_file
 
 
@@ -63,13 +62,8 @@ class RunFolder:
     @classmethod
     def create(cls, runs_dir: str | Path, task: str, name: str | None = None) -> RunFolder:
         """Make ``runs_dir/<task>/<name>``; a default name is the time, made unique."""
-        base = Path(runs_dir) / task
-        name = name or time.strftime("%Y%m%d-%H%M%S")
-        path, suffix = base / name, 1
-        while path.exists():
-            suffix += 1
-            path = base / f"{name}-{suffix}"
-        (path / "checkpoints").mkdir(parents=True)
+        path = new_folder(Path(runs_dir) / task, name)
+        (path / "checkpoints").mkdir()
         return cls(path)
 
     @classmethod

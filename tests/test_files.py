@@ -20,6 +20,7 @@ from fisuras.files import (
     atomic_write_bytes,
     atomic_write_text,
     format_table,
+    new_folder,
     to_jsonable,
     write_csv,
     write_json,
@@ -177,3 +178,12 @@ def test_write_png_round_trips_pixels(tmp_path):
     path = write_png(tmp_path / "x.png", pixels)
     np.testing.assert_array_equal(np.asarray(Image.open(path)), pixels)
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_new_folders_are_timestamped_and_never_shared(tmp_path, monkeypatch):
+    monkeypatch.setattr(files.time, "strftime", lambda fmt: "20250101-120000")
+    first, second = new_folder(tmp_path / "runs"), new_folder(tmp_path / "runs")
+    assert [first.name, second.name] == ["20250101-120000", "20250101-120000-2"]
+    assert new_folder(tmp_path / "runs", "mine").name == "mine"
+    assert new_folder(tmp_path / "runs", "mine").name == "mine-2"
+    assert all(p.is_dir() for p in (first, second))

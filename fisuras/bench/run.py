@@ -32,7 +32,7 @@ from fisuras.bench.turbo import (
     select,
 )
 from fisuras.config import Settings, validate_settings
-from fisuras.files import atomic_write_text, write_json
+from fisuras.files import atomic_write_text, new_folder, write_json
 from fisuras.hardware.facts import HardwareFacts
 from fisuras.hardware.plan import make_plan
 
@@ -89,7 +89,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
         raise BenchmarkError(f"force_fail: {', '.join(unknown)} is not a configuration of this "
                              f"run; "
                          f"allowed: {', '.join(c.name for c in configs)}")
-    out = Path(out_dir) if out_dir is not None else unique_folder(
+    out = Path(out_dir) if out_dir is not None else new_folder(
         Path(settings.runs_dir) / "benchmark")
     out.mkdir(parents=True, exist_ok=True)
     size = bench_settings.detect.image_size
@@ -142,16 +142,6 @@ def benchmark_settings(settings: Settings, backbone: str | None,
     if image_size is not None:
         values["detect"]["image_size"] = image_size
     return validate_settings(values, "the benchmark's options (--backbone, --image-size)")
-
-
-def unique_folder(base: Path) -> Path:
-    """``base/<YYYYmmdd-HHMMSS>``, with a suffix if that exists already."""
-    name = time.strftime("%Y%m%d-%H%M%S")
-    path, suffix = base / name, 1
-    while path.exists():
-        suffix += 1
-        path = base / f"{name}-{suffix}"
-    return path
 
 
 # --- data ----------------------------------------------------------------------------------------
