@@ -277,7 +277,7 @@ def _tflite_writer(float16: bool) -> Callable[[object, Path, tuple], Path]:
 
 def _run_keras(path: Path):
     """Reload the written file as a user would: safe mode, fisuras layers registered."""
-    from fisuras.models.saving import load_model as load_keras_model
+    from fisuras.models.saving import load_keras_model
 
     return load_keras_model(path, compile=False).predict_on_batch
 

@@ -89,7 +89,7 @@ def load_model(path: str | Path, *, expect_task: str | None = None) -> LoadedMod
             "truncated or not a model at all."
         )
 
-    from fisuras.models.saving import load_model as load_keras_model  # safe mode, fisuras layers
+    from fisuras.models.saving import load_keras_model  # safe mode, fisuras layers
 
     try:
         model = load_keras_model(model_file, compile=False)

@@ -19,7 +19,7 @@ from fisuras.models.weights import WeightsFileError, WeightsUnavailableError
 if TYPE_CHECKING:
     from fisuras.models.classifier import build_classifier
     from fisuras.models.losses import LOSSES, make_loss
-    from fisuras.models.saving import load_model
+    from fisuras.models.saving import load_keras_model
     from fisuras.models.segmenter import build_segmenter
     from fisuras.models.trainable import backbone_of, set_backbone_trainable
 
@@ -30,7 +30,7 @@ _LAZY = {
     "set_backbone_trainable": "fisuras.models.trainable",
     "make_loss": "fisuras.models.losses",
     "LOSSES": "fisuras.models.losses",
-    "load_model": "fisuras.models.saving",
+    "load_keras_model": "fisuras.models.saving",
 }
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "backbone_of",
     "build_classifier",
     "build_segmenter",
-    "load_model",
+    "load_keras_model",
     "make_loss",
     "set_backbone_trainable",
 ]

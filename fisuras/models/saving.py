@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 
-def load_model(path: str | os.PathLike, *, compile: bool = True):
+def load_keras_model(path: str | os.PathLike, *, compile: bool = True):
     """``keras.models.load_model(path, safe_mode=True)`` after registering fisuras' custom objects.
 
     Use this rather than Keras directly: ``import fisuras.models`` is lazy and registers nothing,
-    so Keras would not know ``fisuras>CaffePreprocess``, the fisuras losses or metrics.
+    so Keras would not know ``fisuras>CaffePreprocess``, the fisuras losses or metrics. Returns
+    the bare ``keras.Model``; :func:`fisuras.infer.loading.load_model` loads a saved run (model
+    and card, checked).
     """
     import keras
 

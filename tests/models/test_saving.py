@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from fisuras.models import backbone_of, build_classifier, build_segmenter, load_model, make_loss
+from fisuras.models import (
+    backbone_of,
+    build_classifier,
+    build_segmenter,
+    load_keras_model,
+    make_loss,
+)
 from fisuras.models.layers import CaffePreprocess
 from fisuras.models.trainable import backbone_is_pretrained
 from tests.models.conftest import SIZE
@@ -51,7 +57,7 @@ def test_caffe_preprocessing_layer_reloads_with_safe_mode(tmp_path):
     path = tmp_path / "tiny.keras"
     model.save(path)
 
-    restored = load_model(path)
+    restored = load_keras_model(path)
 
     assert isinstance(restored.get_layer("preprocess"), CaffePreprocess)
     np.testing.assert_array_equal(restored(IMAGES), model(IMAGES))

@@ -44,14 +44,14 @@ def synthetic_detector(synthetic, tmp_path_factory):
     import keras
 
     from fisuras.data import make_dataset, read_dataset
-    from fisuras.models import load_model
+    from fisuras.models import load_keras_model
 
     tmp = tmp_path_factory.mktemp("pre")
     settings = settings_for(tmp, backbone_detect="mobilenet_v2", weights="none",
                             epochs_detect=2, batch_size=8, run_name="synthetic")
     result = train("detect", synthetic.sdnet_dir, settings, make_plan(CPU, settings), verbose=0,
                    evaluate=False)
-    model = load_model(result.run.file("model.keras"), compile=False)
+    model = load_keras_model(result.run.file("model.keras"), compile=False)
     samples = read_dataset(synthetic.sdnet_dir).samples
     images, _ = next(iter(make_dataset(samples, task="detect", image_size=64, batch_size=96,
                                        training=True, deterministic=True, cache="none")))
