@@ -237,7 +237,7 @@ def best_of(runs: Sequence[Measurement]) -> Measurement:
     return best
 
 
-def ratio(numerator: Measurement | None, denominator: Measurement | None) -> float | None:
+def speed_ratio(numerator: Measurement | None, denominator: Measurement | None) -> float | None:
     """Speed ratio of two measurements (None unless both have a figure)."""
     if numerator is None or denominator is None or not (numerator.ok and denominator.ok):
         return None
@@ -288,8 +288,8 @@ def plan_checks(configs: Sequence[Configuration],
             checks.append(PlanCheck(config.dimension, planned, alternative, None,
                                     "baseline not run"))
             continue
-        value = (ratio(measured, base_measured) if config.plan_choice
-                 else ratio(base_measured, measured))
+        value = (speed_ratio(measured, base_measured) if config.plan_choice
+                 else speed_ratio(base_measured, measured))
         missing = "" if value is not None else "; ".join(
             f"{name} failed" for name, m in (("baseline", base_measured),
                                              (config.name, measured)) if not m.ok)
@@ -403,7 +403,7 @@ def configurations_table(configs: Sequence[Configuration], measurements: dict[st
             rows.append((config.name, config.changes, f"FAILED: {reason}", "-", "-", "-", "-",
                          "-"))
             continue
-        vs = ratio(m, base)
+        vs = speed_ratio(m, base)
         rows.append((
             config.name, config.changes, _number(m.images_per_second),
             "-" if vs is None else f"{vs:.2f}x", _number(m.compile_seconds),
@@ -457,7 +457,7 @@ class BenchmarkResult:
         return {name: m.reason for name, m in self.measurements.items() if not m.ok}
 
     def planned_vs_baseline(self) -> float | None:
-        return ratio(self.measurements.get("planned"), self.measurements.get("baseline"))
+        return speed_ratio(self.measurements.get("planned"), self.measurements.get("baseline"))
 
     def plan_checks(self) -> list[PlanCheck]:
         return plan_checks(self.configurations, self.measurements)
@@ -530,7 +530,7 @@ class BenchmarkResult:
                     "training_seconds": training_seconds(self.n_images, m.images_per_second,
                                                          self.epochs)}
             rows.append({**config.to_dict(), "measurement": m.to_dict(),
-                         "projection": projection, "vs_baseline": ratio(m, base)})
+                         "projection": projection, "vs_baseline": speed_ratio(m, base)})
         return {
             "created": self.created,
             "benchmark": {"task": "detect", "backbone": self.backbone, "weights": "none",
