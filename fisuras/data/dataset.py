@@ -16,7 +16,7 @@ from fisuras.errors import FisurasError
 
 CLASS_NAMES = ("uncracked", "cracked")  # label 0 / 1
 SURFACES = ("deck", "pavement", "wall")
-Task = Literal["detect", "segment"]
+TaskName = Literal["detect", "segment"]  # the task classes are fisuras.tasks.base.Task
 TASKS: tuple[str, ...] = ("detect", "segment")
 
 
@@ -104,7 +104,7 @@ class DatasetDescription:
         1
     """
 
-    task: Task
+    task: TaskName
     root: str
     samples: list[Sample]
     problems: list[Problem] = field(default_factory=list)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from fisuras.data.dataset import TaskName
 from fisuras.errors import FisurasError
 from fisuras.files import write_json
 
 CARD_NAME = "model_card.json"
-Task = Literal["detect", "segment"]
 
 
 class NotAFisurasModelError(FisurasError, ValueError):
@@ -33,7 +32,7 @@ class ModelCard:
         0.5
     """
 
-    task: Task
+    task: TaskName
     backbone: str
     image_size: int
     threshold: float = 0.5
