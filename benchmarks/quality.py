@@ -161,7 +161,7 @@ def run_seed(seed: int, data: Path, unseen: Path, workdir: Path, overrides: dict
     settings = load_settings(overrides={
         **overrides, "seed": seed, "weights": "none", "runs_dir": str(workdir / "runs"),
         "run_name": f"quality-seed{seed}"})
-    plan = hardware.make_plan(hardware.detect(), settings)
+    plan = hardware.make_plan(hardware.detect_facts(), settings)
 
     def log(message: str) -> None:
         for line in message.splitlines():

@@ -49,7 +49,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     """Build the strategy for ``config``, train, and time the steps after the warm-up."""
     from fisuras.config import Settings
     from fisuras.distribute import cluster_from_environ, make_strategy
-    from fisuras.hardware import configure, detect
+    from fisuras.hardware import configure, detect_facts
 
     load = os.getloadavg()[0]
     devices = 2 if config == "2 devices" else 1
@@ -58,7 +58,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
     settings = Settings(devices=devices, workers=workers, weights="none", detect={
         "batch_size": args.batch // (devices * workers), "backbone": args.backbone,
         "image_size": args.image_size})
-    plan = configure(settings, facts=detect()).plan
+    plan = configure(settings, facts=detect_facts()).plan
     if config == "1 worker":  # a one-worker cluster still gets the multi-worker strategy
         from dataclasses import replace
         plan = replace(plan, strategy="multi_worker", workers=1)

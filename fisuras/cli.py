@@ -91,7 +91,7 @@ def described_gpu_options(help_text: str):
 
 def described_facts(gpus: tuple[str, ...], wsl2: bool):
     """This machine's facts with the described GPUs, or ``None`` when none is described."""
-    from fisuras.hardware import detect
+    from fisuras.hardware import detect_facts
     from fisuras.hardware.facts import GpuDescriptionError, described, gpu_from_text
 
     if wsl2 and not gpus:
@@ -102,7 +102,7 @@ def described_facts(gpus: tuple[str, ...], wsl2: bool):
         described_gpus = tuple(gpu_from_text(text) for text in gpus)
     except GpuDescriptionError as error:
         raise click.BadParameter(str(error), param_hint="--gpu") from None
-    return described(detect(), described_gpus, wsl2=wsl2)
+    return described(detect_facts(), described_gpus, wsl2=wsl2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,7 +146,7 @@ def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
     With --gpu, the plan is made for hardware described on the command line (the CPU facts are
     this machine's), so a laptop's plan can be seen before installing CUDA on it.
     """
-    from fisuras.hardware import detect, make_plan
+    from fisuras.hardware import detect_facts, make_plan
     from fisuras.tasks import TASKS
 
     settings = resolve_settings(knob_file, run_file, set_values)
@@ -163,7 +163,7 @@ def config_show(knob_file, run_file, set_values, plan, gpus, wsl2) -> None:
                 f"{g.compute_capability[1]}, {g.memory_mb} MiB)" for g in facts.gpus)
                 + (", WSL2" if wsl2 else "") + f"; CPU facts of this machine ({facts.cpu_cores} "
                 "cores). A preview: nothing was run on that GPU")
-        click.echo(f"\n{title}\n" + make_plan(facts or detect(), settings).describe())
+        click.echo(f"\n{title}\n" + make_plan(facts or detect_facts(), settings).describe())
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -398,12 +398,12 @@ def benchmark(steps, backbone, image_size, data_dir, n_images, epochs, only, rep
               force_fail, knob_file, run_file, set_values) -> None:
     """Measure the turbo on this machine: baseline, each optimisation alone, the planned setting."""
     from fisuras.bench import run_benchmark
-    from fisuras.hardware import detect
+    from fisuras.hardware import detect_facts
 
     settings = resolve_settings(knob_file, run_file, set_values)
     result = _run_library(lambda: run_benchmark(
-        settings, detect(), steps=steps, backbone=backbone, image_size=image_size, data=data_dir,
-        n_images=n_images, epochs=epochs, only=only.split(",") if only else None,
+        settings, detect_facts(), steps=steps, backbone=backbone, image_size=image_size,
+        data=data_dir, n_images=n_images, epochs=epochs, only=only.split(",") if only else None,
         repeats=repeats, timeout_s=timeout,
         force_fail=[n for n in (force_fail or "").split(",") if n]))
     click.echo(result.table())

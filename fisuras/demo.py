@@ -76,7 +76,7 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
              log: Callable[[str], None] | None = None) -> DemoResult:
     """Synthesize data, train both tasks, evaluate on held-back synthetic and real samples."""
     from fisuras.data import synthesize
-    from fisuras.hardware import detect, make_plan
+    from fisuras.hardware import detect_facts, make_plan
     from fisuras.train import train
     from fisuras.train.finish import evaluate_run
 
@@ -93,7 +93,7 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
             ("segment", summary.seg_dir, recipe.segment, REAL_SEGMENTATION_SETS)):
         task_settings = settings.updated({**overrides, "run_name": f"demo-{task}"})
         # The plan's rules again with the demo's sizes (batches depend on them); pure.
-        task_plan = make_plan(detect(), task_settings, replicas=plan.replicas)
+        task_plan = make_plan(detect_facts(), task_settings, replicas=plan.replicas)
         trained = train(task, data, task_settings, task_plan, verbose=2, log=log)
         result.runs[task] = str(trained.run.path)
         result.rows += _rows(task, "synthetic (held-back test split)", trained.metrics["test"],

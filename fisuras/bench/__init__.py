@@ -5,8 +5,8 @@ Importing this package does not import TensorFlow (each configuration runs in it
 Example:
     >>> from fisuras.bench import run_benchmark
     >>> from fisuras.config import load_settings
-    >>> from fisuras.hardware import detect
-    >>> result = run_benchmark(load_settings(), detect(), steps=10)  # doctest: +SKIP
+    >>> from fisuras.hardware import detect_facts
+    >>> result = run_benchmark(load_settings(), detect_facts(), steps=10)  # doctest: +SKIP
     >>> print(result.table())                                        # doctest: +SKIP
 """
 

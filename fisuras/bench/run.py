@@ -53,7 +53,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
     Args:
         settings: resolved settings; the model is ``detect.backbone`` at ``detect.image_size``
             with random weights, the plan is made from ``facts`` and these settings.
-        facts: the hardware found (``fisuras.hardware.detect()``).
+        facts: the hardware found (``fisuras.hardware.detect_facts()``).
         steps: measured training steps per configuration, after ``warmup_calls`` calls.
         backbone, image_size: override the settings' detection backbone and input size.
         data: a detection dataset folder; default: synthetic SDNET2018-shaped JPEGs generated
@@ -74,7 +74,7 @@ def run_benchmark(settings: Settings, facts: HardwareFacts, *, steps: int = 10,
         ValueError: bad arguments (unknown configuration, too few images for a batch, ...).
 
     Example:
-        >>> result = run_benchmark(load_settings(), detect(), steps=10)  # doctest: +SKIP
+        >>> result = run_benchmark(load_settings(), detect_facts(), steps=10)  # doctest: +SKIP
         >>> print(result.table())                                        # doctest: +SKIP
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))

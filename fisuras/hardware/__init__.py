@@ -10,11 +10,11 @@ import sys
 
 from fisuras.config import Settings
 from fisuras.hardware.apply import AppliedPlan, apply_environment, apply_tensorflow
-from fisuras.hardware.facts import GpuFacts, HardwareFacts, detect
+from fisuras.hardware.facts import GpuFacts, HardwareFacts, detect_facts
 from fisuras.hardware.plan import Plan, make_plan
 
 __all__ = [
-    "AppliedPlan", "GpuFacts", "HardwareFacts", "Plan", "configure", "detect", "make_plan",
+    "AppliedPlan", "GpuFacts", "HardwareFacts", "Plan", "configure", "detect_facts", "make_plan",
 ]
 
 _applied: AppliedPlan | None = None
@@ -38,7 +38,7 @@ def configure(settings: Settings, *, verbose: bool = False, facts: HardwareFacts
     """
     global _applied, _detected
     if facts is None:
-        _detected = _detected or detect()  # hardware does not change within a process
+        _detected = _detected or detect_facts()  # hardware does not change within a process
     plan = make_plan(facts or _detected, settings)
     if _applied is not None and _applied.plan != plan:
         previous = _applied

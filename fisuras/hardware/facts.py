@@ -53,7 +53,7 @@ class HardwareFacts:
         return asdict(self)
 
 
-def detect(*, use_tensorflow: bool | None = None) -> HardwareFacts:
+def detect_facts(*, use_tensorflow: bool | None = None) -> HardwareFacts:
     """Read this machine's facts.
 
     ``use_tensorflow=None`` asks TensorFlow only when it is already imported, so calling this

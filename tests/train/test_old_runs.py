@@ -38,7 +38,7 @@ def test_an_old_run_folder_evaluates_predicts_and_resumes(shared_data, tmp_path)
         "detect.backbone": "small_cnn", "detect.image_size": 64, "weights": "none",
         "detect.epochs": 2, "detect.frozen_epochs": 0, "detect.batch_size": 16,
         "runs_dir": str(tmp_path / "runs"), "run_name": "old"})
-    plan = hardware.make_plan(hardware.detect(), settings)
+    plan = hardware.make_plan(hardware.detect_facts(), settings)
     data = shared_data / "cls_metu"
     first = train("detect", data, settings, plan, verbose=0, log=lambda m: None)
     make_old(first.run.path)

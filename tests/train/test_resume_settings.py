@@ -97,7 +97,7 @@ def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(detect_data, tmp_path
         "detect.backbone": "small_cnn", "detect.image_size": 32, "weights": "none",
         "detect.frozen_epochs": 0, "detect.epochs": 2, "detect.batch_size": 8,
         "runs_dir": str(tmp_path / "runs"), "run_name": "c"})
-    plan = hardware.make_plan(hardware.detect(), settings)
+    plan = hardware.make_plan(hardware.detect_facts(), settings)
     with pytest.raises(TrainingInterrupted) as interrupted:
         train("detect", detect_data, settings, plan, verbose=0,
               extra_callbacks=[InterruptAt()], log=lambda m: None)
