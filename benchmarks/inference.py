@@ -105,15 +105,15 @@ def time_call(call, repeats: int) -> float:
 def measure(setup: dict, photo_path: str | None, threads: int) -> list[dict]:
     import numpy as np
 
+    from fisuras.data.tiles import TILE_ALIGN
     from fisuras.infer.cascade import score_tiles
-    from fisuras.infer.predict import SEGMENTER_STRIDE_ALIGN
     from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_grid, tile_stride
 
     photo = make_photo(setup["photo"], photo_path)
     seg_backbone, tile = setup["segmenter"]
     cls_backbone, patch = setup["classifier"]
     repeats = setup["repeats"]
-    align = SEGMENTER_STRIDE_ALIGN
+    align = TILE_ALIGN
     with tempfile.TemporaryDirectory(prefix="fisuras-bench-") as workdir:
         segment = build_runtimes("segment", seg_backbone, tile, Path(workdir), threads)
         detect = build_runtimes("detect", cls_backbone, patch, Path(workdir), threads)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fisuras.data.dataset import Sample
+from fisuras.data.tiles import segment_grid
 
 CACHE_MODES = ("auto", "memory", "disk", "none")
 PER_ELEMENT_OVERHEAD = 1024  # bytes of bookkeeping per cached element (label, shapes)
@@ -32,14 +33,14 @@ def crop_source_side(image_size: int) -> int:
 
 
 def tile_count(height: int, width: int, image_size: int) -> int:
-    """Tiles of side S the validation grid cuts from one segmentation image (see ``training_size``).
+    """Tiles of side S the validation grid (:func:`fisuras.data.tiles.segment_grid`, prediction's
+    grid) cuts from one segmentation image (see ``training_size``).
 
     Example:
-        >>> tile_count(320, 480, 64)  # a CrackForest photo: 5 rows of 8
-        40
+        >>> tile_count(320, 480, 256)  # a CrackForest photo: 2 rows of 3, stride 192
+        6
     """
-    rows, columns = training_size(height, width, image_size)
-    return math.ceil(rows / image_size) * math.ceil(columns / image_size)
+    return len(segment_grid(*training_size(height, width, image_size), image_size))
 
 
 def crops_per_image(height: int, width: int, image_size: int) -> int:

@@ -18,8 +18,9 @@ Geometry:
   training sees cracks at 8/7 the scale evaluation sees them (a mild, fixed zoom);
 * segmentation, always at the image's own resolution (images smaller than S are first
   upscaled), so thin cracks keep their width: in training with augmentation a random S x S
-  crop, the same window on image and mask; otherwise (validation) a grid of S x S tiles
-  covering the whole image, the last ones aligned to its edges, as tiled inference sees it.
+  crop, the same window on image and mask; otherwise (validation) S x S tiles covering the
+  whole image on prediction's own grid (``fisuras.data.tiles.segment_grid``: overlapping,
+  32-px aligned, mirror-extended past the edges), as tiled inference sees it.
   (Validation on whole images shrunk to S x S would judge the model at another scale than it
   was trained and is used at: a 2 px crack becomes a fraction of a pixel.)
 
@@ -70,6 +71,7 @@ from fisuras.data.cache_plan import (
 from fisuras.data.dataset import TASKS, Sample
 from fisuras.data.images import image_size as header_size
 from fisuras.data.images import is_jpeg_of_size
+from fisuras.data.tiles import segment_grid
 
 AUTOTUNE = tf.data.AUTOTUNE
 BRIGHTNESS_DELTA = 20.0  # +- grey levels
@@ -205,7 +207,7 @@ def make_dataset(samples: Sequence[Sample], *, task: str, image_size: int, batch
             ds = ds.map(_random_crop(image_size, seg, scale_jitter), num_parallel_calls=parallel,
                         deterministic=deterministic)
         elif tiled:
-            ds = ds.flat_map(_tile_grid(image_size))
+            ds = ds.flat_map(_validation_tiles(image_size))
             if shard_policy != "file":
                 # flat_map hides the count, and Keras warns "input ran out of data" on datasets
                 # of unknown length: the grid's size follows from the image headers. (A file
@@ -498,18 +500,24 @@ def _random_crop(image_size: int, seg: bool, scale_jitter: tuple[float, float] =
     return crop
 
 
-def _tile_grid(image_size: int):
-    """One image and mask -> a dataset of its S x S tiles (rows, then columns).
+def _validation_tiles(image_size: int):
+    """One image and mask -> a dataset of their S x S tiles (rows, then columns).
 
-    Tiles start every S pixels; the last row and column are shifted to end at the image's edge
-    (overlapping their neighbour) rather than padded.
+    The tiles sit on prediction's grid, :func:`fisuras.data.tiles.segment_grid` (called here, so
+    there is one rule): ``TILE_OVERLAP`` apart rounded to the 32-px alignment, the last ones
+    running past the bottom and right edges into a mirror-reflected border, as the tiler does.
+    (The decoded image is at least S on each side, so the border is narrower than the image.)
     """
+    def corners_of(height, width):
+        return np.array(segment_grid(int(height), int(width), image_size), np.int32)
+
     def tiles(image, mask):
         shape = tf.shape(image)
-        tops = tf.minimum(tf.range(0, shape[0], image_size), shape[0] - image_size)
-        lefts = tf.minimum(tf.range(0, shape[1], image_size), shape[1] - image_size)
-        rows, columns = tf.meshgrid(tops, lefts, indexing="ij")
-        corners = tf.stack([tf.reshape(rows, [-1]), tf.reshape(columns, [-1])], axis=1)
+        corners = tf.numpy_function(corners_of, [shape[0], shape[1]], tf.int32, stateful=False)
+        corners = tf.reshape(corners, [-1, 2])
+        border = [[0, tf.reduce_max(corners[:, 0]) + image_size - shape[0]],
+                  [0, tf.reduce_max(corners[:, 1]) + image_size - shape[1]], [0, 0]]
+        image, mask = tf.pad(image, border, "REFLECT"), tf.pad(mask, border, "REFLECT")
 
         def cut(corner):
             return (tf.slice(image, [corner[0], corner[1], 0], [image_size, image_size, 3]),

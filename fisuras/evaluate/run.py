@@ -87,10 +87,13 @@ def predict_detection(
 
 
 def predict_segmentation(model, samples, tile: int):
-    """Yield ``(sample, probability map, true mask)`` at each image's full resolution (tiled)."""
+    """Yield ``(sample, probability map, true mask)`` at each image's full resolution, tiled on
+    prediction's grid (:func:`fisuras.data.tiles.segment_grid`): a threshold chosen on these maps
+    is chosen under the tiling it will be applied with."""
     import tensorflow as tf
 
     from fisuras.data.images import read_mask, read_rgb
+    from fisuras.data.tiles import TILE_ALIGN, TILE_OVERLAP
     from fisuras.infer.tiling import predict_tiled
 
     def predict_batch(batch: np.ndarray) -> np.ndarray:
@@ -99,5 +102,6 @@ def predict_segmentation(model, samples, tile: int):
 
     for sample in samples:
         image = read_rgb(sample.image)
-        prob = predict_tiled(predict_batch, image, tile=tile, overlap=0.25, batch_size=8)
+        prob = predict_tiled(predict_batch, image, tile=tile, overlap=TILE_OVERLAP, batch_size=8,
+                             align=TILE_ALIGN)  # prediction's grid: the threshold's too
         yield sample, prob, read_mask(sample.mask)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import fisuras
+from fisuras.data.tiles import TILE_ALIGN, TILE_OVERLAP, segment_grid
 from fisuras.errors import FisurasError
 from fisuras.files import write_csv, write_json, write_png
 from fisuras.infer.cascade import predict_cascade
@@ -41,11 +42,7 @@ from fisuras.infer.images import (
 from fisuras.infer.loading import LoadedModel, check_task
 from fisuras.infer.outputs import inside, unique_names
 from fisuras.infer.runners import keras_predictor
-from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_grid, tile_stride
-
-# U-Net encoders downsample up to 32x: a tile stride that is a multiple of 32 keeps every tile's
-# pooling grid in phase with the photo's, so overlapping tiles agree (see tiling's pad rule).
-SEGMENTER_STRIDE_ALIGN = 32
+from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_stride
 
 
 class PredictOptionError(FisurasError, ValueError):
@@ -100,7 +97,7 @@ def predict_paths(
     detector: LoadedModel | None,
     segmenter: LoadedModel | None,
     out_dir: str | Path,
-    tile_overlap: float = 0.25,
+    tile_overlap: float = TILE_OVERLAP,
     batch_size: int = 8,
     mm_per_px: float | None = None,
     max_width_mm: float = 0.3,
@@ -169,7 +166,7 @@ def predict_photo(photo: Path, name: str, out_dir: Path, models: _Models) -> dic
             models.detect, models.segment, image,
             tile=models.segmenter.image_size, patch=models.detector.image_size,
             threshold=models.detector.card.threshold, overlap=models.overlap,
-            batch_size=models.batch_size, align=SEGMENTER_STRIDE_ALIGN,
+            batch_size=models.batch_size, align=TILE_ALIGN,
         )  # fmt: skip
         probability = result.probability
         row.update(tiles_total=result.tiles_total, tiles_segmented=result.tiles_segmented)
@@ -184,9 +181,9 @@ def predict_photo(photo: Path, name: str, out_dir: Path, models: _Models) -> dic
         tile = models.segmenter.image_size
         probability = predict_tiled(
             models.segment, image, tile, models.overlap, models.batch_size,
-            align=SEGMENTER_STRIDE_ALIGN,
+            align=TILE_ALIGN,
         )  # fmt: skip
-        tiles = len(tile_grid(height, width, tile, models.overlap, align=SEGMENTER_STRIDE_ALIGN))
+        tiles = len(segment_grid(height, width, tile, models.overlap))
         row.update(tiles_total=tiles, tiles_segmented=tiles)
 
     if probability is not None:

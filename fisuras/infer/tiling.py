@@ -1,8 +1,9 @@
 """Run a fixed-size model over a photo of any size: overlapping tiles, blended, and patch heat maps.
 
-Pad rule (the one place it is decided): tiles sit on a regular grid starting at the top-left
-corner, ``stride`` apart; when the last tile runs past the bottom or right edge, the image is
-extended there by *mirror reflection* (``numpy.pad(mode="reflect")``) and the result cropped back.
+Pad rule: tiles sit on the grid of :mod:`fisuras.data.tiles` (the one rule, shared with the
+validation tiles of training), starting at the top-left corner, ``stride`` apart; when the last
+tile runs past the bottom or right edge, the image is extended there by *mirror reflection*
+(``numpy.pad(mode="reflect")``) and the result cropped back.
 Reflection keeps pavement texture at the border, where zero (black) padding would draw a dark edge
 that a crack model readily mistakes for a crack. Consequences:
 
@@ -23,71 +24,23 @@ segmenter, ``[N, 1]`` for a classifier). See :mod:`fisuras.infer.runners` for Ke
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy.special import expit
 
+from fisuras.data.tiles import canvas_shape, grid_starts, tile_grid, tile_stride
+
+__all__ = [  # the grid functions are fisuras.data.tiles', used here and offered with the tiler
+    "EDGE_WEIGHT_FLOOR", "PredictBatch", "as_rgb_image", "batches", "blend_weights",
+    "canvas_shape", "crop_batch", "grid_starts", "pad_bottom_right", "patch_heatmap",
+    "predict_tiled", "tile_grid", "tile_stride",
+]
+
 PredictBatch = Callable[[np.ndarray], np.ndarray]
 # Weight at a tile's very edge relative to its centre. Not zero, so that pixels covered only by a
 # tile edge (the image border) still get a value; small, so that in overlaps the neighbour wins.
 EDGE_WEIGHT_FLOOR = 1e-3
-
-
-def tile_stride(tile: int, overlap: float, *, align: int = 1) -> int:
-    """Distance between neighbouring tiles for a fractional ``overlap`` in [0, 1).
-
-    With ``align > 1`` the stride is rounded *down* to a multiple of ``align`` (more overlap, never
-    less), unless the stride is already smaller than ``align``.
-
-    Example:
-        >>> tile_stride(256, 0.25), tile_stride(96, 0.25), tile_stride(96, 0.25, align=32)
-        (192, 72, 64)
-    """
-    if tile < 1:
-        raise ValueError(f"tile size must be at least 1 pixel, got {tile}")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    stride = max(1, tile - round(tile * overlap))
-    if align > 1 and stride >= align:
-        stride = stride // align * align
-    return stride
-
-
-def grid_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets along one axis: ``0, stride, 2*stride...`` until ``length`` is covered.
-
-    Example:
-        >>> grid_starts(480, 128, 96), grid_starts(50, 128, 96)
-        ([0, 96, 192, 288, 384], [0])
-    """
-    if length < 1:
-        raise ValueError(f"image side must be at least 1 pixel, got {length}")
-    count = 1 if length <= tile else math.ceil((length - tile) / stride) + 1
-    return [i * stride for i in range(count)]
-
-
-def tile_grid(
-    height: int, width: int, tile: int, overlap: float, *, align: int = 1
-) -> list[tuple[int, int]]:
-    """Top-left corners ``(y, x)`` of the tiles covering a ``height x width`` image, row by row.
-
-    The padded canvas the tiles live on is ``(max y + tile, max x + tile)``; see the module's pad
-    rule.
-
-    Example:
-        >>> tile_grid(320, 480, 256, 0.25)
-        [(0, 0), (0, 192), (0, 384), (192, 0), (192, 192), (192, 384)]
-    """
-    stride = tile_stride(tile, overlap, align=align)
-    ys, xs = grid_starts(height, tile, stride), grid_starts(width, tile, stride)
-    return [(y, x) for y in ys for x in xs]
-
-
-def canvas_shape(tiles: Sequence[tuple[int, int]], tile: int) -> tuple[int, int]:
-    """Height and width of the padded canvas a tile grid covers."""
-    return max(y for y, _ in tiles) + tile, max(x for _, x in tiles) + tile
 
 
 def pad_bottom_right(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fisuras.data.tiles import TILE_ALIGN
 from fisuras.infer.loading import WrongTaskError, load_model
 from fisuras.infer.outputs import OutputPathError, inside, safe_name
-from fisuras.infer.predict import SEGMENTER_STRIDE_ALIGN, predict_paths
+from fisuras.infer.predict import predict_paths
 from fisuras.infer.runners import keras_predictor
 from fisuras.infer.tiling import predict_tiled, tile_grid
 
@@ -54,13 +55,13 @@ def test_segmenter_on_real_photos_skips_bad_inputs(tmp_path, models, cfd_photos)
         assert mask.shape == (320, 480) and set(np.unique(mask)) <= {0, 255}
         assert np.asarray(Image.open(out / row["overlay_png"])).shape == (320, 480, 3)
         assert row["tiles_total"] == row["tiles_segmented"] == len(
-            tile_grid(320, 480, 64, 0.25, align=SEGMENTER_STRIDE_ALIGN)
+            tile_grid(320, 480, 64, 0.25, align=TILE_ALIGN)
         )
         assert row["crack_count"] == row["geometry"]["totals"]["count"]
     # the mask is the tiled prediction thresholded at the card's threshold, upright, unshifted
     image = np.asarray(Image.open(photos[0]).convert("RGB"), np.float32)
     predict = keras_predictor(models["segmenter"].model)
-    expected = predict_tiled(predict, image, 64, align=SEGMENTER_STRIDE_ALIGN) >= 0.5
+    expected = predict_tiled(predict, image, 64, align=TILE_ALIGN) >= 0.5
     first_row = next(r for r in report.rows if r["input"] == str(photos[0]))
     first_mask = np.asarray(Image.open(out / first_row["mask_png"])) == 255
     np.testing.assert_array_equal(first_mask, expected)

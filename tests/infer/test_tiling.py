@@ -12,40 +12,13 @@ from fisuras.infer import tiling
 from fisuras.infer.runners import keras_predictor
 from fisuras.infer.tiling import (
     blend_weights,
-    canvas_shape,
     patch_heatmap,
     predict_tiled,
-    tile_grid,
-    tile_stride,
 )
 
 from .conftest import FCN_RADIUS, bright_photo, dark_classifier, fcn_segmenter, make_segmenter
 
 TILE_SIZES = (64, 96, 128)
-
-
-@pytest.mark.parametrize(
-    ("height", "width", "tile", "overlap", "align"),
-    [(320, 480, 64, 0.25, 1), (320, 480, 96, 0.25, 32), (50, 40, 64, 0.25, 1), (64, 65, 64, 0.5, 1),
-     (1, 1000, 128, 0.1, 1)],
-)  # fmt: skip
-def test_tile_grid_covers_image_with_one_stride(height, width, tile, overlap, align):
-    tiles = tile_grid(height, width, tile, overlap, align=align)
-    covered = np.zeros(canvas_shape(tiles, tile), bool)
-    for y, x in tiles:
-        covered[y : y + tile, x : x + tile] = True
-    assert covered[:height, :width].all()
-    stride = tile_stride(tile, overlap, align=align)
-    assert {x for _, x in tiles} == set(range(0, max(x for _, x in tiles) + 1, stride))
-    # the canvas overhangs the image by less than one stride (no useless extra tile row)
-    canvas_h, canvas_w = canvas_shape(tiles, tile)
-    assert canvas_h - height < max(stride, tile) and canvas_w - width < max(stride, tile)
-
-
-def test_aligned_stride_is_a_multiple_and_never_less_overlap():
-    for tile in (64, 96, 128, 224, 256):
-        plain, aligned = tile_stride(tile, 0.25), tile_stride(tile, 0.25, align=32)
-        assert aligned % 32 == 0 and aligned <= plain
 
 
 def test_blend_weights_peak_in_centre_and_stay_positive():
