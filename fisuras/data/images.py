@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fisuras.errors import FisurasError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Files that operating systems drop into folders; never data, never a problem.
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
@@ -42,6 +44,36 @@ def binarize_mask(values: np.ndarray) -> np.ndarray:
     if brightest.size == 0 or brightest.max() <= 1:
         return brightest >= 1
     return brightest > 127
+
+
+class MaskError(FisurasError, ValueError):
+    """A mask array is not a 2-D boolean (or 0/1) crack mask."""
+
+
+def as_mask(values, what: str = "mask") -> np.ndarray:
+    """Return a 2-D bool mask; accept bools or 0/1 numbers, shape (H, W) or (H, W, 1).
+
+    The one check of a mask *array* (metrics, overlays, crack geometry); files go through
+    :func:`binarize_mask`. A 0/255 image is refused rather than guessed: threshold it first
+    (``mask > 127``). Raises :class:`MaskError` naming ``what``.
+
+    Example:
+        >>> as_mask(np.array([[0, 1]], np.uint8)).tolist()
+        [[False, True]]
+    """
+    array = np.asarray(values)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise MaskError(f"{what} must be 2-D (H, W) or (H, W, 1); got shape {array.shape}.")
+    if array.dtype != bool:
+        if not np.isin(array, (0, 1)).all():
+            raise MaskError(
+                f"{what} must be boolean or 0/1; found values up to {array.max()} "
+                "(a 0/255 PNG mask? use mask > 127)."
+            )
+        array = array.astype(bool)
+    return array
 
 
 def to_uint8_array(image: Image.Image) -> np.ndarray:

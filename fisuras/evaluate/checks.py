@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from fisuras.data.images import MaskError as MaskError  # masks: the one check, in data
+from fisuras.data.images import as_mask as as_mask
 from fisuras.errors import FisurasError
 
 
 class EvaluationInputError(FisurasError, ValueError):
-    """Raised when labels, scores, masks or probability maps are not what a metric expects."""
+    """Raised when labels, scores or probability maps are not what a metric expects (a bad mask
+    raises :class:`~fisuras.data.images.MaskError`, from :func:`as_mask`)."""
 
 
 def as_binary_labels(values, what: str = "y_true") -> np.ndarray:
@@ -66,22 +69,6 @@ def _drop_channel(array: np.ndarray, what: str) -> np.ndarray:
         array = array[..., 0]
     if array.ndim != 2:
         raise EvaluationInputError(f"{what} must be 2-D (H, W) or (H, W, 1); got {array.shape}.")
-    return array
-
-
-def as_mask(values, what: str = "mask") -> np.ndarray:
-    """Return a 2-D bool mask; accept bools or 0/1 numbers, shape (H, W) or (H, W, 1).
-
-    A 0/255 image is refused rather than guessed: threshold it first (``mask > 127``).
-    """
-    array = _drop_channel(np.asarray(values), what)
-    if array.dtype != bool:
-        if not np.isin(array, (0, 1)).all():
-            raise EvaluationInputError(
-                f"{what} must be boolean or 0/1; found values up to {array.max()} "
-                "(a 0/255 PNG mask? use mask > 127)."
-            )
-        array = array.astype(bool)
     return array
 
 

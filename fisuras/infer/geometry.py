@@ -41,13 +41,13 @@ from scipy import ndimage
 from skimage.measure import label, regionprops
 from skimage.morphology import skeletonize
 
-from fisuras.errors import FisurasError
+from fisuras.data.images import MaskError, as_mask
 
 NO_SCALE_NOTE = "no mm_per_px given: sizes are in pixels only and no crack is flagged wide"
 
 
-class CrackMaskError(FisurasError, ValueError):
-    """Raised when a crack mask or a measuring setting is unusable."""
+class CrackMaskError(MaskError):
+    """Raised when a measuring setting is unusable (a bad mask raises its base, MaskError)."""
 
 
 @dataclass
@@ -144,22 +144,6 @@ class CrackReport:
     def rows(self) -> list[dict]:
         """One flat dict per crack, for a CSV file."""
         return [crack.to_row() for crack in self.cracks]
-
-
-def _as_crack_mask(mask) -> np.ndarray:
-    array = np.asarray(mask)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise CrackMaskError(f"crack mask must be 2-D (H, W); got shape {array.shape}.")
-    if array.dtype != bool:
-        if not np.isin(array, (0, 1)).all():
-            raise CrackMaskError(
-                f"crack mask must be boolean or 0/1; found values up to {array.max()} "
-                "(a 0/255 PNG? use mask > 127)."
-            )
-        array = array.astype(bool)
-    return array
 
 
 def skeleton_lengths(skeleton: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
@@ -293,7 +277,7 @@ def measure_cracks(
         >>> round(crack.length_px), crack.max_width_px, crack.orientation_deg, crack.wide
         (47, 4.0, 0.0, None)
     """
-    crack_mask = _as_crack_mask(mask)
+    crack_mask = as_mask(mask, "crack mask")
     if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
         raise CrackMaskError(f"mm_per_px must be a positive number, got {mm_per_px}.")
     if not max_width_mm > 0:

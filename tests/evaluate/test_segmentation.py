@@ -11,6 +11,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from fisuras.data.images import MaskError
 from fisuras.evaluate.checks import EvaluationInputError
 from fisuras.evaluate.segmentation import (
     POOLED,
@@ -54,7 +55,7 @@ def test_pixel_counts_and_ratios_by_hand():
 def test_pixel_counts_refuse_mismatched_or_255_masks():
     with pytest.raises(EvaluationInputError, match="shape"):
         pixel_counts(np.zeros((4, 4), bool), np.zeros((4, 5), bool))
-    with pytest.raises(EvaluationInputError, match="0/255"):
+    with pytest.raises(MaskError, match="0/255"):
         pixel_counts(np.full((2, 2), 255, np.uint8), np.zeros((2, 2), bool))
 
 

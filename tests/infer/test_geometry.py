@@ -12,6 +12,7 @@ from scipy import ndimage
 from skimage.draw import polygon
 from skimage.measure import label, regionprops
 
+from fisuras.data.images import MaskError
 from fisuras.infer import geometry
 from fisuras.infer.geometry import (
     NO_SCALE_NOTE,
@@ -145,16 +146,16 @@ def test_report_serialises_to_json_and_flat_rows():
 
 
 @pytest.mark.parametrize(
-    ("mask", "kwargs", "message"),
+    ("mask", "kwargs", "error", "message"),
     [
-        (np.full((4, 4), 255, np.uint8), {}, "0/255"),
-        (np.zeros((2, 4, 4), bool), {}, "2-D"),
-        (np.zeros((4, 4), bool), {"mm_per_px": 0.0}, "mm_per_px"),
-        (np.zeros((4, 4), bool), {"max_width_mm": -1.0}, "max_width_mm"),
+        (np.full((4, 4), 255, np.uint8), {}, MaskError, "crack mask must be boolean.*0/255"),
+        (np.zeros((2, 4, 4), bool), {}, MaskError, "crack mask must be 2-D"),
+        (np.zeros((4, 4), bool), {"mm_per_px": 0.0}, CrackMaskError, "mm_per_px"),
+        (np.zeros((4, 4), bool), {"max_width_mm": -1.0}, CrackMaskError, "max_width_mm"),
     ],
 )
-def test_bad_input_is_refused(mask, kwargs, message):
-    with pytest.raises(CrackMaskError, match=message):
+def test_bad_input_is_refused(mask, kwargs, error, message):
+    with pytest.raises(error, match=message):  # the mask check is data.images.as_mask
         measure_cracks(mask, **kwargs)
 
 
