@@ -286,7 +286,9 @@ class Engine:
         state.phase_index = next((i for i, end in enumerate(phase_ends)
                                   if state.epoch < end), len(phase_ends))
         history = [row for row in self.run.read_history() if int(row["epoch"]) <= state.epoch]
-        if state.epoch > 0:
+        if state.phase_index == len(phase_ends):
+            self.log(f"{self.run.path}: all {state.epoch} epochs trained; finishing the run")
+        elif state.epoch > 0:
             self.log(f"resuming {self.run.path} at epoch {state.epoch + 1}, phase "
                      f"{self._phase_name(state)}, batch {state.batch_size}")
         return state, history

@@ -90,7 +90,10 @@ def settle_resume(run: RunFolder, task: str, data, settings: Settings,
         if root and Path(data).resolve() != Path(root).resolve():
             raise ResumeError(f"{data}: not the data of {run.path} ({root}); a resumed run keeps "
                              "its own split: drop DATA, or start a new run")
-    if state.finished and get_task(task).section(settings).epochs <= state.epoch:
+    # metrics.json is the last file a finished run writes: without it, a kill cut the finish
+    # (model, threshold, figures) short, and the resume does that part again.
+    finished = state.finished and run.file("metrics.json").is_file()
+    if finished and get_task(task).section(settings).epochs <= state.epoch:
         log(f"{run.path} has finished its {state.epoch} epochs: nothing to resume (raise "
             f"--epochs to train on); its results are in {run.file('metrics.json')}")
         return True

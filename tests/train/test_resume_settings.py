@@ -120,3 +120,38 @@ def test_the_cli_exits_130_with_the_resume_command_on_ctrl_c(detect_data, tmp_pa
     result = CliRunner().invoke(main, train_args(tmp_path / "runs", str(detect_data)))
     assert result.exit_code == 130
     assert "resume with: fisuras train detect --resume" in result.output
+
+
+class FailInFinish(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_finishing_finishes_on_resume(detect_data, tmp_path, monkeypatch):
+    from fisuras import hardware
+    from fisuras.config import load_settings
+    from fisuras.train import finish, train
+
+    settings = load_settings(overrides={
+        "detect.backbone": "small_cnn", "detect.image_size": 32, "weights": "none",
+        "detect.frozen_epochs": 0, "detect.epochs": 1, "detect.batch_size": 8,
+        "runs_dir": str(tmp_path / "runs"), "run_name": "f"})
+    plan = hardware.make_plan(hardware.detect_facts(), settings)
+    real_finish = finish.finish_run
+
+    def killed(*args, **kwargs):
+        raise FailInFinish  # stands for a kill during the evaluation at the end
+
+    monkeypatch.setattr(finish, "finish_run", killed)
+    with pytest.raises(FailInFinish):
+        train("detect", detect_data, settings, plan, verbose=0, log=lambda m: None)
+    run_path = tmp_path / "runs" / "detect" / "f"
+    assert RunFolder(run_path).read_state().finished
+    assert not (run_path / "metrics.json").exists()
+    monkeypatch.setattr(finish, "finish_run", real_finish)
+    said: list[str] = []
+    result = train("detect", None, resumed_settings(run_path, "detect"), plan, resume=run_path,
+                   verbose=0, log=said.append)
+    assert any("all 1 epochs trained; finishing the run" in line for line in said)
+    assert (run_path / "metrics.json").is_file() and (run_path / "model_card.json").is_file()
+    assert result.metrics["test"] and [row["epoch"] for row in result.history] == [1]
