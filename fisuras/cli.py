@@ -482,8 +482,9 @@ def models_train(name, zoo, runs_dir, resume, no_install) -> None:
 # --- inference and export ---------------------------------------------------------------------
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_path", type=click.Path(exists=True),
-              help="A run folder or model.keras of either task (routed by its model card).")
+@click.option("--model", "model_path",
+              help="A run folder or model.keras of either task (routed by its model card), or "
+                   "a shipped model's name (`fisuras models`), e.g. crack-det-s.")
 @click.option("--detector", type=click.Path(exists=True), help="Detection run (heat map).")
 @click.option("--segmenter", type=click.Path(exists=True), help="Segmentation run (mask).")
 @click.option("--out", "out_dir", default="predictions", show_default=True,

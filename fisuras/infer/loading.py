@@ -47,7 +47,12 @@ def locate_model(path: str | Path) -> tuple[Path, Path]:
     """
     path = Path(path)
     if not path.exists():
-        raise NotAFisurasModelError(f"{path}: no such file or folder.")
+        from fisuras.shipped import RECIPES, shipped_model_folder
+
+        if str(path) in RECIPES:  # a shipped model's name: its installed folder
+            return locate_model(shipped_model_folder(str(path)))
+        raise NotAFisurasModelError(f"{path}: no such file or folder (nor a shipped model: "
+                                    f"{', '.join(RECIPES)}).")
     if path.is_dir():
         return path, path / MODEL_FILE
     if path.suffix != ".keras":

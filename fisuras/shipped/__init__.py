@@ -1,8 +1,9 @@
 """The models fisuras ships: trained crack models in the package, usable offline by name.
 
 Each has a recipe under version control (``recipes/<name>.yaml``: data, settings, licence) that
-``fisuras models train NAME --zoo ../shared/zoo`` runs again (``recipe.py``); the trained
-``models/<name>.keras`` and its card ``models/<name>.json`` are installed with the package.
+``fisuras models train NAME --zoo ../shared/zoo`` runs again (``recipe.py``); the trained model
+is installed with the package as ``models/<name>/`` (``model.keras``, ``model_card.json``: a run
+folder's shape, so it loads like a run; ``shipped.json``: recipe, data, figures).
 
 Example:
     >>> sorted(RECIPES)
@@ -33,7 +34,7 @@ def list_shipped() -> list[str]:
     lines = []
     for name, recipe_file in RECIPES.items():
         recipe = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
-        card_file = HERE / "models" / f"{name}.json"
+        card_file = HERE / "models" / name / "shipped.json"
         status = "not trained yet (fisuras models train NAME --zoo ../shared/zoo)"
         if card_file.is_file():
             card = json.loads(card_file.read_text(encoding="utf-8"))
@@ -42,13 +43,13 @@ def list_shipped() -> list[str]:
     return lines
 
 
-def shipped_model_file(name: str) -> Path:
-    """The installed ``.keras`` file of the shipped model ``name``."""
+def shipped_model_folder(name: str) -> Path:
+    """The installed folder of the shipped model ``name`` (loads like a run folder)."""
     if name not in RECIPES:
         raise ShippedModelError(f"no shipped model called {name!r}; shipped: "
                                 f"{', '.join(RECIPES)} (`fisuras models` lists them)")
-    path = HERE / "models" / f"{name}.keras"
-    if not path.is_file():
+    path = HERE / "models" / name
+    if not (path / "model.keras").is_file():
         raise ShippedModelError(f"{name}: its model file {path} is not installed yet; train it "
                                 f"with `fisuras models train {name} --zoo ../shared/zoo`")
     return path

@@ -126,17 +126,24 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
         "this_call_seconds": round(time.time() - started),
     }
     if install:
-        install_model(name, model_file, card)
+        install_model(name, result.run.path, card)
     return card
 
 
-def install_model(name: str, model_file: Path, card: dict[str, Any]) -> Path:
-    """Copy a trained model and its card into the package (refused above ``MAX_MODEL_BYTES``)."""
+def install_model(name: str, run_folder: Path, card: dict[str, Any]) -> Path:
+    """Copy a trained model, its model card and the shipped card into the package.
+
+    The installed folder has a run folder's shape (``model.keras``, ``model_card.json``), so
+    everything that loads a run loads it; ``shipped.json`` adds the recipe, data and figures.
+    Refused above ``MAX_MODEL_BYTES``.
+    """
+    model_file = run_folder / "model.keras"
     if model_file.stat().st_size > MAX_MODEL_BYTES:
         raise ShippedModelError(f"{model_file}: {model_file.stat().st_size / 2**20:.1f} MB, more "
                                 f"than the {MAX_MODEL_BYTES / 2**20:.0f} MB a shipped model may "
                                 "weigh")
-    target = HERE / "models" / f"{name}.keras"
-    atomic_write(target, lambda tmp: shutil.copyfile(model_file, tmp))
-    atomic_write_text(target.with_suffix(".json"), json.dumps(card, indent=2, default=str))
+    target = HERE / "models" / name
+    for file in ("model.keras", "model_card.json"):
+        atomic_write(target / file, lambda tmp, f=file: shutil.copyfile(run_folder / f, tmp))
+    atomic_write_text(target / "shipped.json", json.dumps(card, indent=2, default=str))
     return target

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from fisuras.shipped import RECIPES, ShippedModelError, list_shipped, shipped_model_file
+from fisuras.shipped import RECIPES, ShippedModelError, list_shipped, shipped_model_folder
 from fisuras.shipped.recipe import Recipe, recipe_manifest, source_photo
 
 
@@ -21,7 +21,7 @@ def test_every_recipe_loads_and_resolves_to_valid_settings(name, tmp_path):
 
 def test_unknown_names_are_named_errors():
     with pytest.raises(ShippedModelError, match="no shipped model called 'crack-xl'"):
-        shipped_model_file("crack-xl")
+        shipped_model_folder("crack-xl")
     with pytest.raises(ShippedModelError, match="no recipe called 'crack-xl'"):
         Recipe.load("crack-xl")
     assert [line.split()[0] for line in list_shipped()] == sorted(RECIPES)
@@ -45,3 +45,31 @@ def test_crops_of_one_source_photo_never_land_on_both_sides(shared_data, tmp_pat
     assert photos["train"] and photos["val"]
     assert not photos["train"] & photos["val"]
     assert len(manifest["train"]) + len(manifest["val"]) == 3 * len(photos["train"] | photos["val"])
+
+
+def installed() -> list[str]:
+    from fisuras.shipped import HERE
+
+    return [name for name in RECIPES if (HERE / "models" / name / "model.keras").is_file()]
+
+
+@pytest.mark.parametrize("name", installed())
+def test_a_shipped_model_loads_by_name_in_safe_mode_and_matches_its_card(name, shared_data,
+                                                                          tmp_path):
+    import json
+
+    from fisuras.infer.loading import load_model
+    from fisuras.infer.predict import predict_paths
+    from fisuras.shipped import MAX_MODEL_BYTES
+
+    loaded = load_model(name)  # by name, no run folder: safe mode, card checked
+    folder = shipped_model_folder(name)
+    shipped = json.loads((folder / "shipped.json").read_text())
+    assert loaded.card.task == shipped["task"] == Recipe.load(name).task
+    assert (folder / "model.keras").stat().st_size == shipped["size_bytes"] <= MAX_MODEL_BYTES
+    # a real cracked photo the model never saw (DeepCrack's sample, not in the zoo's METU set)
+    photo = sorted((shared_data / "seg_deepcrack" / "images").iterdir())[0]
+    kwargs = {"detector": loaded if loaded.card.task == "detect" else None,
+              "segmenter": loaded if loaded.card.task == "segment" else None}
+    report = predict_paths([str(photo)], out_dir=tmp_path / "out", **kwargs)
+    assert report.n_failed == 0 and report.rows[0]["verdict"] in ("cracked", "uncracked")
