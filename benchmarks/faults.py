@@ -85,8 +85,8 @@ TASKS = {
                "--epochs", str(EPOCHS), "--frozen-epochs", "2", "--batch-size", "16"],
     "segment": ["--backbone", "unet_light", "--image-size", "64", "--weights", "none",
                 "--epochs", str(EPOCHS), "--batch-size", "16",
-                "--set", "min_steps_per_epoch_segment=4",
-                "--set", "crops_per_photo_segment=one"],
+                "--set", "segment.min_steps_per_epoch=4",
+                "--set", "segment.crops_per_photo=one"],
 }
 
 EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
