@@ -67,7 +67,7 @@ def test_config_show_says_what_a_segmentation_epoch_is(show):
     default = show().output
     assert "# a segmentation epoch: every training photo about once at 256 px" in default
     assert "at least 25 steps" in default
-    old = show("--set", "crops_per_photo_segment=one", "--set", "min_steps_per_epoch_segment=0",
+    old = show("--set", "segment.crops_per_photo=one", "--set", "segment.min_steps_per_epoch=0",
                "--set", "scale_jitter_segment=[1, 1]").output
     assert old.rstrip().endswith("one random 256 px crop of every training photo")
 

@@ -34,10 +34,10 @@ REQUESTS = {
     "float32": {"gpu.enable_mixed_precision": False},
 }
 TASKS = ("detect", "segment")
-TINY = {"backbone_detect": "small_cnn", "backbone_segment": "unet_light", "weights": "none",
-        "image_size_detect": 32, "image_size_segment": 32, "batch_size": 8,
-        "batch_size_segment": 8, "min_steps_per_epoch_segment": 0,
-        "epochs_detect": 1, "epochs_segment": 1, "deterministic": True, "cache": "memory",
+TINY = {"detect.backbone": "small_cnn", "segment.backbone": "unet_light", "weights": "none",
+        "detect.image_size": 32, "segment.image_size": 32, "detect.batch_size": 8,
+        "segment.batch_size": 8, "segment.min_steps_per_epoch": 0,
+        "detect.epochs": 1, "segment.epochs": 1, "deterministic": True, "cache": "memory",
         "devices": "all"}
 
 
@@ -92,7 +92,7 @@ def tiny_data(out_dir):
 def run_cell(cell: Cell, task: str, data, runs_dir, *, strategy=None, apply=None) -> dict:
     """Train, evaluate and export a tiny ``task`` model under the cell's plan; what happened."""
     from fisuras.infer.export import export_model
-    from fisuras.train import train
+    from fisuras.train import WorkerRole, train
 
     machine, request, xla = first_case(cell)
     settings = request_settings(request, xla, runs_dir=str(runs_dir), run_name=cell.name)
@@ -101,7 +101,7 @@ def run_cell(cell: Cell, task: str, data, runs_dir, *, strategy=None, apply=None
     if apply is not None:
         apply(plan)
     source = data.sdnet_dir if task == "detect" else data.seg_dir
-    result = train(task, source, settings, plan, verbose=0, strategy=strategy,
+    result = train(task, source, settings, plan, verbose=0, role=WorkerRole(strategy=strategy),
                    log=lambda message: None)
     exported = export_model(result.run.path, "savedmodel", result.run.path / "exported")
     recorded = result.run.read_json("plan.json")

@@ -23,7 +23,7 @@ CPU = HardwareFacts(cpu_cores=2, memory_mb=8000)
 
 def settings_for(tmp_path, **overrides):
     base = {"runs_dir": str(tmp_path / "runs"), "deterministic": True, "cache": "memory",
-            "batch_size": 32, "image_size_detect": 64, "image_size_segment": 64}
+            "batch_size": 32, "detect.image_size": 64, "segment.image_size": 64}
     return load_settings(overrides={**base, **overrides})
 
 
@@ -175,7 +175,7 @@ def test_seed_doors_train_under_the_rtx_2050_plan_and_cli_evaluates(synthetic, t
                                     "entrenar_segmentacion_turbo.py"), synthetic.seg_dir,
                                 "--backbone", "unet_light", "--name", "door", *small,
                                 # one pass over the photos: the plan's batch fills few steps
-                                "--set", "min_steps_per_epoch_segment=0"],
+                                "--set", "segment.min_steps_per_epoch=0"],
                                cwd=tmp_path)
             assert segment.returncode == 0, segment.stderr[-3000:]
         plan = json.loads((tmp_path / "runs" / task / "door" / "plan.json").read_text())

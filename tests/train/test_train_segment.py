@@ -18,11 +18,11 @@ CPU = HardwareFacts(cpu_cores=2, memory_mb=8000)
 def short_unet_run(data, tmp_path, *, epochs: int, learning_rate: float, evaluate: bool = True):
     """A ``unet_light`` trained from scratch on 64 px crops, batch 4, seeded, cached."""
     settings = load_settings(overrides={
-        "runs_dir": str(tmp_path / "runs"), "backbone_segment": "unet_light", "weights": "none",
-        "image_size_segment": 64, "batch_size_segment": 4, "epochs_segment": epochs,
+        "runs_dir": str(tmp_path / "runs"), "segment.backbone": "unet_light", "weights": "none",
+        "segment.image_size": 64, "segment.batch_size": 4, "segment.epochs": epochs,
         # one crop per photo and epoch, as before the area recipe: 64 px crops of a 480 x 320
         # photo would be 38 a photo (the schedule and scale jitter stay the defaults)
-        "crops_per_photo_segment": "one", "min_steps_per_epoch_segment": 0,
+        "segment.crops_per_photo": "one", "segment.min_steps_per_epoch": 0,
         "learning_rate": learning_rate, "deterministic": True, "cache": "memory",
         "run_name": data.name})
     return train("segment", data, settings, make_plan(CPU, settings), verbose=0,
