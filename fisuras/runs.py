@@ -182,15 +182,13 @@ class RunFolder:
         """Remove what a killed write left: temp files and epoch files never committed."""
         committed = self.read_state().checkpoint if self.file("state.json").is_file() else None
         left: list[Path] = []
-        for folder in (self.path, self.path / "checkpoints"):
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                temp = path.name.startswith(".") and is_temp_name(path.name)
-                uncommitted = path.name.startswith("epoch-") and path.name != committed
-                if path.is_file() and (temp or uncommitted):
-                    path.unlink()
-                    left.append(path)
+        for path in self.path.rglob("*"):  # plots/, too: the finish writes there atomically
+            temp = path.name.startswith(".") and is_temp_name(path.name)
+            uncommitted = (path.parent.name == "checkpoints" and path.name.startswith("epoch-")
+                           and path.name != committed)
+            if path.is_file() and (temp or uncommitted):
+                path.unlink()
+                left.append(path)
         return left
 
 

@@ -8,10 +8,11 @@ import json
 import pytest
 import yaml
 
-from fisuras.config import FLAT_KEYS, Settings, dotted, load_settings
+from fisuras.config import FLAT_KEYS, Settings, dotted
 from fisuras.infer.loading import load_model
 from fisuras.train import resumed_settings, train
 from fisuras.train.finish import evaluate_run
+from tests.train.tiny import small_cnn_job
 
 
 def make_old(run_path) -> None:
@@ -32,13 +33,8 @@ def make_old(run_path) -> None:
 
 @pytest.mark.slow
 def test_an_old_run_folder_evaluates_predicts_and_resumes(shared_data, tmp_path):
-    from fisuras import hardware
-
-    settings = load_settings(overrides={
-        "detect.backbone": "small_cnn", "detect.image_size": 64, "weights": "none",
-        "detect.epochs": 2, "detect.frozen_epochs": 0, "detect.batch_size": 16,
-        "runs_dir": str(tmp_path / "runs"), "run_name": "old"})
-    plan = hardware.make_plan(hardware.detect_facts(), settings)
+    settings, plan = small_cnn_job(tmp_path / "runs", "old", epochs=2, image_size=64,
+                                   batch_size=16)
     data = shared_data / "cls_metu"
     first = train("detect", data, settings, plan, verbose=0, log=lambda m: None)
     make_old(first.run.path)

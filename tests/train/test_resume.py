@@ -160,6 +160,21 @@ def test_an_unreadable_last_checkpoint_is_set_aside_and_best_takes_over(tmp_path
     keras.models.load_model(run.last_checkpoint, compile=False, safe_mode=True)
 
 
+def test_temp_files_anywhere_in_the_run_are_removed_on_resume(tmp_path):
+    run = RunFolder.create(tmp_path / "runs", "detect", "t")
+    run.write_state(RunState(task="detect", batch_size=8))
+    torn = [run.path / "plots" / ".predictions.png.7sg6mgkp.png",
+            run.path / "checkpoints" / ".last.keras.k2j4_x9a.keras",
+            run.path / "checkpoints" / "epoch-0003.keras"]
+    for path in torn:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    kept = run.path / "plots" / "history.png"
+    kept.write_bytes(b"png")
+    assert sorted(run.clean_interrupted_writes()) == sorted(torn)
+    assert kept.is_file() and not any(path.exists() for path in torn)
+
+
 def test_a_torn_state_file_is_named(tmp_path):
     run = RunFolder.create(tmp_path / "runs", "detect", "s")
     run.file("state.json").write_text('{"task": "det')

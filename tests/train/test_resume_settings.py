@@ -11,6 +11,7 @@ from fisuras.cli import main
 from fisuras.config import Settings, SettingsError
 from fisuras.train import RunFolder, TrainingInterrupted, resumed_settings
 from fisuras.train.resume import changes_on_resume
+from tests.train.tiny import small_cnn_job
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +90,9 @@ class InterruptAt(keras.callbacks.Callback):
 
 @pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(detect_data, tmp_path):
-    from fisuras import hardware
-    from fisuras.config import load_settings
     from fisuras.train import train
 
-    settings = load_settings(overrides={
-        "detect.backbone": "small_cnn", "detect.image_size": 32, "weights": "none",
-        "detect.frozen_epochs": 0, "detect.epochs": 2, "detect.batch_size": 8,
-        "runs_dir": str(tmp_path / "runs"), "run_name": "c"})
-    plan = hardware.make_plan(hardware.detect_facts(), settings)
+    settings, plan = small_cnn_job(tmp_path / "runs", "c", epochs=2)
     with pytest.raises(TrainingInterrupted) as interrupted:
         train("detect", detect_data, settings, plan, verbose=0,
               extra_callbacks=[InterruptAt()], log=lambda m: None)
@@ -128,15 +123,9 @@ class FailInFinish(Exception):
 
 @pytest.mark.slow
 def test_a_run_killed_while_finishing_finishes_on_resume(detect_data, tmp_path, monkeypatch):
-    from fisuras import hardware
-    from fisuras.config import load_settings
     from fisuras.train import finish, train
 
-    settings = load_settings(overrides={
-        "detect.backbone": "small_cnn", "detect.image_size": 32, "weights": "none",
-        "detect.frozen_epochs": 0, "detect.epochs": 1, "detect.batch_size": 8,
-        "runs_dir": str(tmp_path / "runs"), "run_name": "f"})
-    plan = hardware.make_plan(hardware.detect_facts(), settings)
+    settings, plan = small_cnn_job(tmp_path / "runs", "f", epochs=1)
     real_finish = finish.finish_run
 
     def killed(*args, **kwargs):

@@ -65,3 +65,16 @@ def tiny_data(n: int = 128, seed: int = 0, nan_batch: int | None = None):
 
 def tiny_plan(batch_size: int = 16):
     return make_plan(HardwareFacts(cpu_cores=2), Settings(batch_size=batch_size))
+
+
+def small_cnn_job(runs_dir, name: str, *, epochs: int, image_size: int = 32,
+                  batch_size: int = 8):
+    """Settings and this machine's plan for a small_cnn detection run (real data, seconds)."""
+    from fisuras import hardware
+    from fisuras.config import load_settings
+
+    settings = load_settings(overrides={
+        "detect.backbone": "small_cnn", "detect.image_size": image_size, "weights": "none",
+        "detect.frozen_epochs": 0, "detect.epochs": epochs, "detect.batch_size": batch_size,
+        "runs_dir": str(runs_dir), "run_name": name})
+    return settings, hardware.make_plan(hardware.detect_facts(), settings)
