@@ -370,6 +370,8 @@ def demo(workdir, shared_data, knob_file, run_file, set_values) -> None:
     click.echo("\n" + result.table())
     for task, path in result.runs.items():
         click.echo(f"{task} run folder: {path}")
+    if result.shipped:
+        click.echo(result.shipped)
 
 
 

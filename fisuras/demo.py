@@ -61,6 +61,7 @@ def demo_recipe(plan: Plan) -> DemoRecipe:
 class DemoResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)
+    shipped: str | None = None  # what the shipped models found on a real photo, and where
 
     def table(self) -> str:
         from fisuras.files import format_table
@@ -103,7 +104,31 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
                 evaluated = evaluate_run(trained.run.path, real / name, task_settings)
                 result.rows += _rows(task, f"real: {name}", evaluated["figures"],
                                      evaluated.get("floor"))
+    if real is not None:
+        result.shipped = predict_with_shipped(real, Path(workdir) / "shipped_predictions", log)
     return result
+
+
+def predict_with_shipped(real: Path, out_dir: Path,
+                         log: Callable[[str], None]) -> str | None:
+    """The shipped models (no training) on one real crack photo; where the outputs went."""
+    from fisuras.infer.loading import load_model
+    from fisuras.infer.predict import predict_paths
+    from fisuras.shipped import HERE, RECIPES
+
+    installed = {name: load_model(name) for name in RECIPES
+                 if (HERE / "models" / name / "model.keras").is_file()}
+    photos = sorted((real / "seg_deepcrack" / "images").glob("*")) if real.is_dir() else []
+    if not installed or not photos:
+        return None
+    by_task = {loaded.card.task: loaded for loaded in installed.values()}
+    log(f"demo: shipped models {', '.join(installed)} on {photos[0]} (no training)")
+    report = predict_paths([str(photos[0])], detector=by_task.get("detect"),
+                           segmenter=by_task.get("segment"), out_dir=out_dir, progress=False)
+    row = report.rows[0]
+    return (f"shipped models ({', '.join(installed)}) on {photos[0].name}: "
+            f"{row.get('verdict', row['status'])}; outputs in {report.out_dir}, report "
+            f"{report.json_path}")
 
 
 def _rows(task: str, source: str, figures: dict[str, Any],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fisuras.demo import _rows
 
 
@@ -14,3 +16,19 @@ def test_segmentation_rows_carry_the_floor_beside_the_model():
     assert [(row["task"], row["ods"], row["n"]) for row in rows] == [
         ("segment", 0.75, 5), ("floor (no learning)", 0.4, 5)]
     assert len(_rows("segment", "real: seg_cfd", model)) == 1  # no floor recorded: model only
+
+
+def test_the_demo_ends_with_the_shipped_models_on_a_real_photo(shared_data, tmp_path):
+    import json
+
+    from fisuras.demo import predict_with_shipped
+    from fisuras.shipped import HERE, RECIPES
+
+    if not any((HERE / "models" / name / "model.keras").is_file() for name in RECIPES):
+        pytest.skip("no shipped model is installed in this checkout")
+    line = predict_with_shipped(shared_data, tmp_path / "out", log=lambda message: None)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    row = report["images"][0]
+    assert row["status"] == "ok" and report["detector"]["path"].endswith("model.keras")
+    assert f": {row['verdict']};" in line
+    assert str(tmp_path / "out") in line
