@@ -114,10 +114,9 @@ def predict_with_shipped(real: Path, out_dir: Path,
     """The shipped models (no training) on one real crack photo; where the outputs went."""
     from fisuras.infer.loading import load_model
     from fisuras.infer.predict import predict_paths
-    from fisuras.shipped import HERE, RECIPES
+    from fisuras.shipped import installed_models
 
-    installed = {name: load_model(name) for name in RECIPES
-                 if (HERE / "models" / name / "model.keras").is_file()}
+    installed = {name: load_model(name) for name in installed_models()}
     photos = sorted((real / "seg_deepcrack" / "images").glob("*")) if real.is_dir() else []
     if not installed or not photos:
         return None

@@ -25,6 +25,11 @@ class ShippedModelError(FisurasError, ValueError):
     """An unknown shipped model name, or one whose file is not installed."""
 
 
+def installed_models() -> list[str]:
+    """The shipped models whose files are installed (a recipe may not be trained yet)."""
+    return [name for name in RECIPES if (HERE / "models" / name / "model.keras").is_file()]
+
+
 def list_shipped() -> list[str]:
     """One line per shipped model: name, task, summary, and its figures or "not trained yet"."""
     import json

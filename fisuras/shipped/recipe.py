@@ -63,7 +63,7 @@ def source_photo(path: str | Path) -> str:
     return re.sub(r"-\d+$", "", stem)
 
 
-def recipe_manifest(recipe: Recipe, zoo: Path, *, check: bool = True):
+def recipe_manifest(recipe: Recipe, zoo: Path, *, check: bool = True, seed: int = 7):
     """The recipe's training sets, checked and split into train/val(/test) by source photo."""
     from fisuras.data import apply_check, check_dataset, read_dataset, split_dataset
 
@@ -76,7 +76,7 @@ def recipe_manifest(recipe: Recipe, zoo: Path, *, check: bool = True):
     # Crops of one photo share its key, so a photo is never on both sides of the split.
     keys = {s.image: f"{Path(s.image).parent.parent.name}/{source_photo(s.image)}"
             for s in description.samples} if recipe.task == "segment" else None
-    return split_dataset(description, seed=7, val=recipe.validation_fraction,
+    return split_dataset(description, seed=seed, val=recipe.validation_fraction,
                          test=recipe.test_fraction, keys=keys)
 
 
@@ -107,7 +107,7 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
                                     "it away to start again")
         settings = recipe.resolved_settings(runs_dir)
         plan = hardware.configure(settings).plan
-        manifest = recipe_manifest(recipe, zoo)
+        manifest = recipe_manifest(recipe, zoo, seed=settings.seed)  # the recipe's own seed
         result = train(recipe.task, manifest, settings, plan, log=log, verbose=verbose)
     figures = {"validation_threshold": result.metrics.get("threshold")}
     if result.metrics.get("test"):

@@ -6,7 +6,13 @@ import shutil
 
 import pytest
 
-from fisuras.shipped import RECIPES, ShippedModelError, list_shipped, shipped_model_folder
+from fisuras.shipped import (
+    RECIPES,
+    ShippedModelError,
+    installed_models,
+    list_shipped,
+    shipped_model_folder,
+)
 from fisuras.shipped.recipe import Recipe, recipe_manifest, source_photo
 
 
@@ -47,13 +53,7 @@ def test_crops_of_one_source_photo_never_land_on_both_sides(shared_data, tmp_pat
     assert len(manifest["train"]) + len(manifest["val"]) == 3 * len(photos["train"] | photos["val"])
 
 
-def installed() -> list[str]:
-    from fisuras.shipped import HERE
-
-    return [name for name in RECIPES if (HERE / "models" / name / "model.keras").is_file()]
-
-
-@pytest.mark.parametrize("name", installed())
+@pytest.mark.parametrize("name", installed_models())
 def test_a_shipped_model_loads_by_name_in_safe_mode_and_matches_its_card(name, shared_data,
                                                                           tmp_path):
     import json
