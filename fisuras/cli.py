@@ -212,7 +212,8 @@ def _train_command(task: str):
                   help=f"Epochs with the backbone frozen ({frozen_key}).")
     @click.option("--batch-size", type=int, help=f"Images per step ({batch_key}).")
     @click.option("--backbone", help=f"{backbone_key}, e.g. mobilenet_v2.")
-    @click.option("--weights", help="imagenet, none, or a local weights file.")
+    @click.option("--weights", help="imagenet, none, a local weights file, or a shipped model "
+                  "to fine-tune from (crack-seg-s, crack-det-s: `fisuras models`; offline).")
     @click.option("--image-size", type=int, help=f"{size_key} (a multiple of 32).")
     @click.option("--name", help="Run name (folder under runs/<task>/).")
     @click.option("--skip-bad", is_flag=True, default=None,

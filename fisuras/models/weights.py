@@ -5,6 +5,9 @@
 * ``"imagenet"``: keras.applications downloads the official file (cached in ``~/.keras/models``).
   Offline, that fails at build time with :class:`WeightsUnavailableError`, which says how to go on.
 * ``"none"`` (or ``None``): random initialisation, training from scratch.
+* a shipped model's name (``crack-seg-s``, ``crack-det-s``: ``fisuras models``): its installed
+  ``model.keras``, a crack-trained start for fine-tuning, offline. The run takes the shipped
+  model's backbone (:func:`fisuras.tasks.adopt_shipped_weights`); the image size may differ.
 * a path to a local file: either the official keras.applications ``*_notop.h5`` of the backbone,
   a backbone ``.weights.h5`` saved by fisuras, or a whole fisuras model (``.keras`` or
   ``.weights.h5``). The file is tried on the backbone first, then on the whole model.
@@ -48,11 +51,16 @@ def resolve_weights(weights: str | os.PathLike | None) -> WeightsChoice:
         return "none"
     if isinstance(weights, str) and weights.strip().lower() in ("imagenet", "none"):
         return weights.strip().lower()  # type: ignore[return-value]
+    from fisuras.shipped import RECIPES, shipped_model_folder
+
+    if str(weights) in RECIPES and not Path(weights).exists():
+        return shipped_model_folder(str(weights)) / "model.keras"  # raises if not installed
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsFileError(
             f"weights file {str(path)!r} does not exist (or is not a file). Pass an existing "
-            "file, or --weights none to train from scratch, or --weights imagenet."
+            "file, a shipped model's name (`fisuras models`), or --weights none to train from "
+            "scratch, or --weights imagenet."
         )
     if not path.name.lower().endswith(WEIGHTS_SUFFIXES):
         raise WeightsFileError(

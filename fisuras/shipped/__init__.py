@@ -48,6 +48,22 @@ def list_shipped() -> list[str]:
     return lines
 
 
+def shipped_network(name: str) -> tuple[str, str]:
+    """``(task, backbone)`` of the shipped model ``name``, from its recipe (no model loaded).
+
+    Example:
+        >>> shipped_network("crack-seg-s")
+        ('segment', 'unet_light')
+    """
+    import yaml
+
+    if name not in RECIPES:
+        raise ShippedModelError(f"no shipped model called {name!r}; shipped: "
+                                f"{', '.join(RECIPES)} (`fisuras models` lists them)")
+    recipe = yaml.safe_load(RECIPES[name].read_text(encoding="utf-8"))
+    return recipe["task"], recipe["settings"][recipe["task"]]["backbone"]
+
+
 def shipped_model_folder(name: str) -> Path:
     """The installed folder of the shipped model ``name`` (loads like a run folder)."""
     if name not in RECIPES:

@@ -91,13 +91,18 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
     from fisuras import hardware
     from fisuras.train import resumed_settings, train
     from fisuras.train.finish import evaluate_run
+    from fisuras.train.resume import SAFE_ON_RESUME
 
     log = log or (lambda message: print(message, file=sys.stderr))
     recipe, zoo = Recipe.load(name), Path(zoo)
     run_path = Path(runs_dir) / recipe.task / name
     started = time.time()
     if resume and (run_path / "state.json").is_file():
-        settings = resumed_settings(run_path, recipe.task)
+        # The recipe stays the truth for what may change mid-run (epochs, learning rates): a
+        # recipe edited since the stop is followed; anything else keeps the run's own value.
+        followed = {key: value for key, value in dotted(recipe.settings).items()
+                    if key in SAFE_ON_RESUME}
+        settings = resumed_settings(run_path, recipe.task, followed)
         plan = hardware.configure(settings).plan
         result = train(recipe.task, None, settings, plan, resume=run_path, log=log,
                        verbose=verbose)

@@ -16,7 +16,7 @@ from fisuras.config import Settings
 from fisuras.errors import FisurasError
 from fisuras.hardware.plan import Plan
 from fisuras.runs import RunFolder, RunState
-from fisuras.tasks import get_task
+from fisuras.tasks import adopt_shipped_weights, get_task
 
 
 @dataclass
@@ -100,6 +100,10 @@ def train(task: str, data: str | Path | Any | None, settings: Settings, plan: Pl
                                metrics=run.read_json("metrics.json")
                                if run.file("metrics.json").is_file() else {})
         plan = keep_fallbacks(plan, run)
+    else:
+        settings, notes = adopt_shipped_weights(settings, task)  # before settings.yaml is written
+        for note in notes:
+            log(note)
     # The seed fixes the weight initialisation too (Python, NumPy and TF generators), so two
     # runs of one configuration start alike; ops may still differ in their last bits.
     keras.utils.set_random_seed(settings.seed)
