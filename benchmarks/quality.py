@@ -158,9 +158,10 @@ def run_seed(seed: int, data: Path, unseen: Path, workdir: Path, overrides: dict
     from fisuras.train import train
     from fisuras.train.finish import evaluate_run
 
+    # weights and run_name may be overridden (benchmarks/finetune.py starts from a shipped model).
     settings = load_settings(overrides={
-        **overrides, "seed": seed, "weights": "none", "runs_dir": str(workdir / "runs"),
-        "run_name": f"quality-seed{seed}"})
+        "weights": "none", "run_name": f"quality-seed{seed}", **overrides, "seed": seed,
+        "runs_dir": str(workdir / "runs")})
     plan = hardware.make_plan(hardware.detect_facts(), settings)
 
     def log(message: str) -> None:
