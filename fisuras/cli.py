@@ -497,18 +497,33 @@ def models_train(name, zoo, runs_dir, resume, no_install) -> None:
 @click.option("--mm-per-px", type=float, help="Scale for crack widths and lengths in mm.")
 @click.option("--max-width-mm", default=0.3, show_default=True,
               help="Flag cracks wider than this (needs --mm-per-px).")
+@click.option("--runtime", default="auto", show_default=True,
+              type=click.Choice(["auto", "keras", "onnx"]),
+              help="auto: ONNX Runtime when onnxruntime is installed and an up-to-date model.onnx "
+                   "is beside the model, else Keras (never writes). onnx: export model.onnx "
+                   "beside the model first if needed, checked against Keras.")
 @settings_options
 def predict(inputs, model_path, detector, segmenter, out_dir, tile_overlap, batch_size,
-            mm_per_px, max_width_mm, knob_file, run_file, set_values) -> None:
+            mm_per_px, max_width_mm, runtime, knob_file, run_file, set_values) -> None:
     """Run models on INPUTS (files, folders, globs): verdicts, heat maps, masks, crack geometry.
 
     Both --detector and --segmenter: cascade mode (the detector picks the tiles to segment).
+    No model given: the shipped segmenter crack-seg-s (`fisuras models`). report.json says
+    which runtime ran each model (--runtime), and why.
     """
     from fisuras import hardware
     from fisuras.infer.loading import load_model
     from fisuras.infer.predict import predict_paths
+    from fisuras.shipped import PREDICT_ROLES, default_predict_models
 
     hardware.configure(resolve_settings(knob_file, run_file, set_values))
+    if not (model_path or detector or segmenter):
+        defaults = _run_library(default_predict_models)
+        if defaults:
+            detector, segmenter = defaults.get("detect"), defaults.get("segment")
+            used = " and ".join(f"{PREDICT_ROLES.get(task, task)} {folder.name}"
+                                for task, folder in defaults.items())
+            click.echo(f"no model given: using the shipped {used} (fisuras models)", err=True)
     if model_path:
         loaded = _run_library(lambda: load_model(model_path))
         if loaded.card.task == "detect":
@@ -522,7 +537,7 @@ def predict(inputs, model_path, detector, segmenter, out_dir, tile_overlap, batc
     report = _run_library(lambda: predict_paths(
         list(inputs), detector=models.get("detect"), segmenter=models.get("segment"),
         out_dir=out_dir, tile_overlap=tile_overlap, batch_size=batch_size, mm_per_px=mm_per_px,
-        max_width_mm=max_width_mm, progress=True))
+        max_width_mm=max_width_mm, progress=True, runtime=runtime))
     click.echo(f"{report.n_ok} image(s) done, {report.n_failed} skipped; "
                f"report: {report.csv_path} and {report.json_path}")
     if report.n_ok == 0:  # nothing to show for the run: scripts and CI must see a failure

@@ -91,6 +91,7 @@ def test_a_config_py_outside_the_project_root_is_not_executed(tmp_path, monkeypa
     assert shown.stderr.count("\n") == 1
     assert "./config.py was not read" in shown.stderr and "--knobs config.py" in shown.stderr
     # the same rule for every command: predict never runs it either
+    monkeypatch.setattr("fisuras.shipped.DEFAULT_PREDICT_MODELS", {})  # no shipped default
     predicted = CliRunner().invoke(main, ["predict", "photo.jpg"])
     assert predicted.exit_code == 2 and "give --model" in predicted.output
     assert "./config.py was not read" in predicted.stderr and not marker.exists()
@@ -140,6 +141,62 @@ def test_predict_fails_when_no_input_could_be_predicted(tmp_path, monkeypatch):
     assert partial.exit_code == 0, partial.output
     assert "1 image(s) done, 1 skipped" in partial.output
     assert "no image could be predicted" not in partial.output
+
+
+# --- predict without a model: the shipped default (issue 16) ----------------------------------
+
+def test_predict_without_a_model_uses_the_shipped_default(tmp_path, monkeypatch, shared_data):
+    import json
+
+    from fisuras.infer.runtime import onnx_file_ready
+    from fisuras.shipped import installed_models, shipped_model_folder
+    from tests.infer.conftest import dark_segmenter, save_run
+
+    if "crack-det-s" not in installed_models():
+        pytest.skip("crack-det-s is not installed")
+    monkeypatch.setattr("fisuras.hardware.configure", lambda *args, **kwargs: None)
+    # crack-seg-s (the real default) may not be trained yet: the installed detector stands in
+    monkeypatch.setattr("fisuras.shipped.DEFAULT_PREDICT_MODELS", {"detect": "crack-det-s"})
+    photo = sorted((shared_data / "cls_metu" / "Positive").iterdir())[0]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["predict", str(photo), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no model given: using the shipped detector crack-det-s (fisuras models)" \
+        in result.stderr
+    report = json.loads((out / "report.json").read_text())
+    folder = shipped_model_folder("crack-det-s")
+    assert report["mode"] == "detect" and report["segmenter"] is None
+    assert report["detector"]["path"] == str(folder / "model.keras")
+    expected = "onnx" if onnx_file_ready(folder / "model.keras") else "keras"
+    assert report["runtime"]["detector"]["used"] == expected
+    assert report["images"][0]["verdict"] == "cracked"  # a METU crack photo
+
+    # a model given: no default, no such line
+    run = save_run(tmp_path / "run", dark_segmenter(32), "segment", 32)
+    given = CliRunner().invoke(main, ["predict", str(photo), "--model", str(run), "--out",
+                                      str(tmp_path / "given"), "--runtime", "keras"])
+    assert given.exit_code == 0, given.output
+    assert "no model given" not in given.output
+    given_report = json.loads((tmp_path / "given" / "report.json").read_text())
+    assert given_report["mode"] == "segment"
+    assert given_report["runtime"]["segmenter"]["used"] == "keras"
+
+
+def test_predict_without_a_model_says_when_the_default_is_not_installed(tmp_path, monkeypatch):
+    import fisuras.shipped
+
+    monkeypatch.setattr("fisuras.hardware.configure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(fisuras.shipped, "DEFAULT_PREDICT_MODELS", {"segment": "crack-seg-s"})
+    monkeypatch.setattr(fisuras.shipped, "HERE", tmp_path)  # an empty models folder
+    result = CliRunner().invoke(main, ["predict", "photo.jpg", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    assert lines[0].startswith("Error: no model given and the shipped segmenter crack-seg-s is "
+                               "not installed (")
+    assert lines[0].endswith("): give --model RUN or train it with "
+                             "`fisuras models train crack-seg-s --zoo ../shared/zoo`")
+    assert not (tmp_path / "out").exists()
 
 
 def test_data_inspect_lists_undecodable_files_and_goes_on(shared_data, tmp_path):

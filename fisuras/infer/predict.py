@@ -11,6 +11,10 @@ Per photo, by the models given:
 * **both** — the cascade (:mod:`fisuras.infer.cascade`): the classifier scores each segmenter
   tile and only tiles it calls cracked are segmented; the row says how many.
 
+Each model runs in Keras or in ONNX Runtime on its ``model.onnx`` (``runtime``, see
+:mod:`fisuras.infer.runtime`; ``auto`` takes ONNX Runtime only when the file is already there and
+up to date); report.json's ``runtime`` says which, and why.
+
 The verdict comes from the detector when there is one, else from the mask (any crack measured).
 Unreadable photos become rows with ``status="error"`` and never stop the batch. ``report.csv``
 (scalars) and ``report.json`` (everything) are rewritten atomically at the end, also when the run
@@ -41,7 +45,7 @@ from fisuras.infer.images import (
 )
 from fisuras.infer.loading import LoadedModel, check_task
 from fisuras.infer.outputs import inside, unique_names
-from fisuras.infer.runners import keras_predictor
+from fisuras.infer.runtime import RUNTIMES, PreparedRuntime, prepare_runtime
 from fisuras.infer.tiling import patch_heatmap, predict_tiled, tile_stride
 
 
@@ -85,10 +89,20 @@ class _Models:
     batch_size: int
     mm_per_px: float | None
     max_width_mm: float
+    runtime: str = "auto"
+    onnx_threads: int | None = None
 
     def __post_init__(self) -> None:
-        self.detect = keras_predictor(self.detector.model) if self.detector else None
-        self.segment = keras_predictor(self.segmenter.model) if self.segmenter else None
+        def prepare(loaded: LoadedModel | None) -> PreparedRuntime | None:
+            if loaded is None:
+                return None
+            # stderr: stdout carries the progress lines and the final summary
+            return prepare_runtime(loaded, self.runtime, threads=self.onnx_threads,
+                                   log=lambda line: print(line, file=sys.stderr, flush=True))
+
+        self.runtimes = {"detector": prepare(self.detector), "segmenter": prepare(self.segmenter)}
+        self.detect = self.runtimes["detector"].predict_batch if self.detector else None
+        self.segment = self.runtimes["segmenter"].predict_batch if self.segmenter else None
 
 
 def predict_paths(
@@ -102,8 +116,13 @@ def predict_paths(
     mm_per_px: float | None = None,
     max_width_mm: float = 0.3,
     progress: bool = True,
+    runtime: str = "auto",
+    onnx_threads: int | None = None,
 ) -> PredictReport:
     """Predict on files, folders and globs; write PNGs and ``report.csv``/``report.json``.
+
+    ``runtime`` is ``"auto"``, ``"keras"`` or ``"onnx"`` (:mod:`fisuras.infer.runtime`);
+    ``onnx_threads`` sets ONNX Runtime's intra-op threads (None: its default).
 
     Example:
         >>> detector = load_model("runs/detect-001", expect_task="detect")  # doctest: +SKIP
@@ -124,10 +143,14 @@ def predict_paths(
         raise PredictOptionError(f"batch_size must be at least 1, got {batch_size}")
     if not 0.0 <= tile_overlap < 1.0:  # before any file is written
         raise PredictOptionError(f"tile_overlap must be in [0, 1), got {tile_overlap}")
+    if runtime not in RUNTIMES:
+        raise PredictOptionError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    # Runtimes first: a missing onnxruntime or a failed export leaves no output folder behind.
+    models = _Models(detector, segmenter, tile_overlap, batch_size, mm_per_px, max_width_mm,
+                     runtime, onnx_threads)
+    settings = _settings(models)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    models = _Models(detector, segmenter, tile_overlap, batch_size, mm_per_px, max_width_mm)
-    settings = _settings(models)
 
     photos, problems = expand_inputs(list(inputs))
     rows = [_error_row(text, reason) for text, reason in problems]
@@ -271,6 +294,9 @@ def _settings(models: _Models) -> dict:
         "mode": mode,
         "detector": describe(models.detector),
         "segmenter": describe(models.segmenter),
+        "runtime": {"requested": models.runtime,
+                    **{slot: prepared.describe()
+                       for slot, prepared in models.runtimes.items() if prepared}},
         "tile_overlap": models.overlap,
         "batch_size": models.batch_size,
         "mm_per_px": models.mm_per_px,

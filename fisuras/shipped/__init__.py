@@ -19,6 +19,10 @@ from fisuras.errors import FisurasError
 HERE = Path(__file__).parent
 RECIPES = {path.stem: path for path in sorted((HERE / "recipes").glob("*.yaml"))}
 MAX_MODEL_BYTES = 10 * 2**20  # what a shipped model may weigh
+# What `fisuras predict PHOTO...` uses when given no model: task -> shipped name. Each entry fills
+# the detector ("detect") or segmenter ("segment") slot; both entries make it a cascade.
+DEFAULT_PREDICT_MODELS: dict[str, str] = {"segment": "crack-seg-s"}
+PREDICT_ROLES = {"detect": "detector", "segment": "segmenter"}
 
 
 class ShippedModelError(FisurasError, ValueError):
@@ -74,3 +78,21 @@ def shipped_model_folder(name: str) -> Path:
         raise ShippedModelError(f"{name}: its model file {path} is not installed yet; train it "
                                 f"with `fisuras models train {name} --zoo ../shared/zoo`")
     return path
+
+
+def default_predict_models() -> dict[str, Path]:
+    """Task -> installed folder of each model in :data:`DEFAULT_PREDICT_MODELS` (what predict
+    uses when given no model); a default not installed yet is a :class:`ShippedModelError`."""
+    folders = {}
+    for task, name in DEFAULT_PREDICT_MODELS.items():
+        try:
+            folders[task] = shipped_model_folder(name)
+        except ShippedModelError as error:
+            if name not in RECIPES:  # a bad default is a bug, said as it is
+                raise
+            raise ShippedModelError(
+                f"no model given and the shipped {PREDICT_ROLES.get(task, task)} {name} is not "
+                f"installed ({HERE / 'models' / name / 'model.keras'} is missing): give --model "
+                f"RUN or train it with `fisuras models train {name} --zoo ../shared/zoo`"
+            ) from error
+    return folders

@@ -4,7 +4,8 @@
 training sets split by source photo (crops of one photo never on both sides), the recipe's
 settings, the usual run folder (so ``--resume`` continues a stopped run), then per-set figures on
 the recipe's report sets beside the no-learning floor, and the model and its card copied into
-the package when it fits ``MAX_MODEL_BYTES``.
+the package when it fits ``MAX_MODEL_BYTES``, with its ``model.onnx`` (for ONNX Runtime) when
+tf2onnx is installed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import yaml
 from fisuras import __version__
 from fisuras.config import Settings, dotted
 from fisuras.files import atomic_write, atomic_write_text
-from fisuras.shipped import HERE, MAX_MODEL_BYTES, RECIPES, ShippedModelError
+from fisuras.shipped import (
+    HERE,
+    MAX_MODEL_BYTES,
+    RECIPES,
+    ShippedModelError,
+    shipped_model_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -131,16 +138,17 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
         "this_call_seconds": round(time.time() - started),
     }
     if install:
-        install_model(name, result.run.path, card)
+        install_model(name, result.run.path, card, log=log)
     return card
 
 
-def install_model(name: str, run_folder: Path, card: dict[str, Any]) -> Path:
+def install_model(name: str, run_folder: Path, card: dict[str, Any],
+                  log: Callable[[str], None] | None = None) -> Path:
     """Copy a trained model, its model card and the shipped card into the package.
 
     The installed folder has a run folder's shape (``model.keras``, ``model_card.json``), so
     everything that loads a run loads it; ``shipped.json`` adds the recipe, data and figures.
-    Refused above ``MAX_MODEL_BYTES``.
+    Refused above ``MAX_MODEL_BYTES``. Then :func:`export_onnx` adds ``model.onnx`` when it can.
     """
     model_file = run_folder / "model.keras"
     if model_file.stat().st_size > MAX_MODEL_BYTES:
@@ -151,4 +159,29 @@ def install_model(name: str, run_folder: Path, card: dict[str, Any]) -> Path:
     for file in ("model.keras", "model_card.json"):
         atomic_write(target / file, lambda tmp, f=file: shutil.copyfile(run_folder / f, tmp))
     atomic_write_text(target / "shipped.json", json.dumps(card, indent=2, default=str))
+    export_onnx(name, log=log)
     return target
+
+
+def export_onnx(name: str, log: Callable[[str], None] | None = None) -> Path | None:
+    """Write ``model.onnx`` beside the installed shipped model ``name``, checked against Keras.
+
+    Without tf2onnx/onnxruntime, or when the export does not match Keras, only a note: the Keras
+    model is installed either way, and predict's ``auto`` runtime then stays on Keras (an ONNX
+    file left from an earlier model is removed, so none can pass for the new one).
+    """
+    from fisuras.infer.export import ExportMismatchError
+    from fisuras.infer.runners import ExportDependencyError
+    from fisuras.infer.runtime import export_onnx as export_beside
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    model_file = shipped_model_folder(name) / "model.keras"
+    try:
+        result = export_beside(model_file)
+    except (ExportDependencyError, ExportMismatchError) as error:
+        model_file.with_suffix(".onnx").unlink(missing_ok=True)
+        log(f"{name}: no model.onnx shipped ({error}); predict runs it with Keras")
+        return None
+    log(f"{name}: wrote {result.path} ({result.path.stat().st_size / 2**20:.1f} MB, checked "
+        f"against Keras: max diff {result.max_abs_diff:.2g})")
+    return result.path

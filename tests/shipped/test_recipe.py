@@ -73,3 +73,72 @@ def test_a_shipped_model_loads_by_name_in_safe_mode_and_matches_its_card(name, s
               "segmenter": loaded if loaded.card.task == "segment" else None}
     report = predict_paths([str(photo)], out_dir=tmp_path / "out", **kwargs)
     assert report.n_failed == 0 and report.rows[0]["verdict"] in ("cracked", "uncracked")
+
+
+# --- ONNX files of the shipped models (issue 16) ----------------------------------------------
+
+def test_the_shipped_detector_carries_its_onnx_file():
+    if "crack-det-s" not in installed_models():
+        pytest.skip("crack-det-s is not installed")
+    from fisuras.infer.runtime import onnx_file_ready
+    from fisuras.shipped import MAX_MODEL_BYTES
+
+    onnx = shipped_model_folder("crack-det-s") / "model.onnx"
+    assert onnx.is_file() and onnx.stat().st_size <= MAX_MODEL_BYTES
+    assert onnx_file_ready(onnx.with_suffix(".keras"))  # so predict's auto runtime takes it
+
+
+@pytest.mark.parametrize("name", [name for name in installed_models()
+                                  if (shipped_model_folder(name) / "model.onnx").is_file()])
+def test_a_shipped_onnx_file_matches_its_keras_model_on_real_patches(name, shared_data):
+    import numpy as np
+    from PIL import Image
+
+    from fisuras.infer.export import TOLERANCES
+    from fisuras.infer.loading import load_model
+    from fisuras.infer.runners import onnx_predictor
+
+    pytest.importorskip("onnxruntime")
+    loaded = load_model(name)
+    size = loaded.card.image_size
+    # METU patches (227 px) of both classes, scaled to the model's input size
+    photos = [sorted((shared_data / "cls_metu" / label).iterdir())[:3]
+              for label in ("Positive", "Negative")]
+    patches = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size)), np.float32)
+                        for group in photos for p in group])
+    keras_logits = np.asarray(loaded.model.predict_on_batch(patches), np.float32)
+    onnx_logits = onnx_predictor(shipped_model_folder(name) / "model.onnx")(patches)
+    atol, rtol = TOLERANCES["onnx"]
+    assert onnx_logits.shape == keras_logits.shape
+    assert np.abs(onnx_logits - keras_logits).max() <= atol + rtol * np.abs(keras_logits).max()
+    if loaded.card.task == "detect":  # real patches, so both answers must differ: not a constant
+        assert keras_logits.max() - keras_logits.min() > 1.0
+
+
+def test_install_writes_model_onnx_beside_the_model_or_notes_why_not(tmp_path, monkeypatch):
+    import sys
+
+    import fisuras.shipped
+    import fisuras.shipped.recipe
+    from fisuras.infer.runtime import onnx_file_ready
+    from fisuras.shipped.recipe import install_model
+    from tests.infer.conftest import dark_classifier, save_run
+
+    pytest.importorskip("tf2onnx")
+    package = tmp_path / "package"  # the install target, not the real package
+    monkeypatch.setattr(fisuras.shipped, "HERE", package)
+    monkeypatch.setattr(fisuras.shipped.recipe, "HERE", package)
+    run = save_run(tmp_path / "run", dark_classifier(32), "detect", 32)
+    notes = []
+    folder = install_model("crack-det-s", run, {"task": "detect"}, log=notes.append)
+    assert folder == package / "models" / "crack-det-s"
+    assert onnx_file_ready(folder / "model.keras")
+    assert len(notes) == 1 and "model.onnx" in notes[0] and "max diff" in notes[0]
+
+    # without tf2onnx: installed all the same, a note, and no ONNX file of the earlier model left
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    notes.clear()
+    install_model("crack-det-s", run, {"task": "detect"}, log=notes.append)
+    assert (folder / "model.keras").is_file() and not (folder / "model.onnx").exists()
+    assert len(notes) == 1 and "no model.onnx shipped" in notes[0]
+    assert "pip install fisuras[export]" in notes[0]
