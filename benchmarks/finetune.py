@@ -25,6 +25,9 @@ Usage:
     python benchmarks/finetune.py --seeds 1              # two default-length runs per seed
     python benchmarks/finetune.py --seeds 1 2 --json finetune.json --out runs/finetune
     python benchmarks/finetune.py --quick --seeds 1      # smoke only: tiny settings
+    # the scratch half while the shipped model still trains, the other half later:
+    python benchmarks/finetune.py --only scratch --json scratch.json
+    python benchmarks/finetune.py --only shipped --with scratch.json
 
 Not part of ``make test`` (pytest collects ``tests/`` only).
 """
@@ -72,10 +75,11 @@ def seen_counts(run_path: str) -> dict[str, tuple[int, int]]:
     return counts
 
 
-def run_pair(seed: int, data: Path, unseen: Path, workdir: Path, quick: bool) -> dict:
-    """Both starts at ``seed``, one after the other, same data, same settings but weights."""
+def run_pair(seed: int, data: Path, unseen: Path, workdir: Path, quick: bool,
+             starts: dict[str, str]) -> dict:
+    """``starts`` at ``seed``, one after the other, same data, same settings but weights."""
     runs = {}
-    for label, weights in STARTS.items():
+    for label, weights in starts.items():
         overrides = {**NETWORK, **(QUICK_OVERRIDES if quick else {}), "weights": weights,
                      "run_name": f"{'shipped' if weights == SHIPPED else 'scratch'}-seed{seed}"}
         runs[label] = quality.run_seed(seed, data, unseen, workdir, overrides)
@@ -121,20 +125,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings: smoke test only")
     parser.add_argument("--json", default=None, help="write every number to this JSON file")
     parser.add_argument("--out", default=None, help="keep the runs in this folder")
+    parser.add_argument("--only", choices=("scratch", "shipped"),
+                        help="run one start only (its runs go into --json)")
+    parser.add_argument("--with", dest="earlier", default=None,
+                        help="a --json of an earlier --only run: its runs join these (same "
+                             "seeds); the tables need both starts")
     args = parser.parse_args(argv)
+    starts = {label: weights for label, weights in STARTS.items()
+              if args.only is None or (weights == SHIPPED) == (args.only == "shipped")}
 
     from fisuras import hardware
     from fisuras.config import load_settings
     from fisuras.shipped import shipped_model_folder
 
-    shipped_model_folder(SHIPPED)  # fails at once, with the train command, if not installed
+    if SHIPPED in starts.values():
+        shipped_model_folder(SHIPPED)  # fails at once, with the train command, if not installed
     hardware.configure(load_settings(overrides={**NETWORK, "weights": "none"}))
     workdir = (Path(args.out).absolute() / f"finetune-{datetime.now(UTC):%Y%m%d-%H%M%S}"
                if args.out else Path(tempfile.mkdtemp(prefix="fisuras-finetune-")))
     started = time.perf_counter()
     data, unseen, _ = quality.prepare_data(workdir, args.quick)
-    pairs = [run_pair(seed, data, unseen, workdir, args.quick) for seed in args.seeds]
+    pairs = [run_pair(seed, data, unseen, workdir, args.quick, starts) for seed in args.seeds]
+    if args.earlier:
+        import json
+
+        earlier = json.loads(Path(args.earlier).read_text(encoding="utf-8"))
+        if earlier["seeds"] != args.seeds or earlier["quick"] != args.quick:
+            raise SystemExit(f"{args.earlier}: seeds {earlier['seeds']} (quick "
+                             f"{earlier['quick']}), not {args.seeds} (quick {args.quick})")
+        pairs = [{**before, **now} for before, now in zip(earlier["pairs"], pairs, strict=True)]
+    if args.json:
+        from fisuras.files import write_json
+
+        write_json(args.json, {"seeds": args.seeds, "quick": args.quick, "pairs": pairs,
+                               "code": quality.git_state()})
     scratch, shipped = STARTS
+    if any(set(STARTS) - set(pair) for pair in pairs):
+        print(f"runs of {', '.join(starts)} done; the tables need both starts (--with)")
+        return 0
     lines = ["## Fine-tuning from the shipped segmenter (benchmarks/finetune.py)", "",
              f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {quality.cpu_model()}; "
              f"fisuras at {quality.git_state()}",
@@ -144,15 +172,10 @@ def main(argv: list[str] | None = None) -> int:
              f"- training seconds per seed, scratch / {SHIPPED}: " + "; ".join(
                  f"{p[scratch]['train_seconds']:.0f} / {p[shipped]['train_seconds']:.0f}"
                  for p in pairs),
-             f"- whole benchmark: {time.perf_counter() - started:.0f} s", ""]
+             f"- this invocation: {time.perf_counter() - started:.0f} s", ""]
     for name in (*quality.TRAIN_SETS, quality.UNSEEN_SET.name):
         lines += set_table(name, pairs)
     print("\n".join(lines))
-    if args.json:
-        from fisuras.files import write_json
-
-        write_json(args.json, {"seeds": args.seeds, "quick": args.quick, "pairs": pairs,
-                               "tables": lines})
     return 0
 
 
