@@ -118,6 +118,17 @@ def is_temp_name(name: str) -> bool:
     return re.fullmatch(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?", name) is not None
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex (read in 1 MB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON values from NumPy scalars and arrays, dataclasses, paths, tuples and sets.
 

@@ -2,7 +2,8 @@
 
 * ``keras``: always Keras.
 * ``onnx``: ONNX Runtime. When no up-to-date ``model.onnx`` is beside ``model.keras`` (missing, or
-  older than it), one is exported there first and checked against Keras
+  exported from another ``model.keras``: its ``model.onnx.json`` records the SHA-256 of the file
+  it came from), one is exported there first and checked against Keras
   (:func:`fisuras.infer.export.export_model`, tolerance ``TOLERANCES["onnx"]``).
 * ``auto`` (the default): ONNX Runtime when onnxruntime imports *and* an up-to-date
   ``model.onnx`` is already there, else Keras. Auto never exports: predicting must not write into
@@ -20,12 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fisuras.files import file_sha256, write_json
 from fisuras.infer.loading import LoadedModel
 from fisuras.infer.runners import (
     EXPORT_EXTRA_HINT,
@@ -66,15 +69,15 @@ def choose_runtime(
             )
         if onnx_file_ready:
             return "onnx", "asked for ONNX Runtime; model.onnx is up to date"
-        return "onnx", "asked for ONNX Runtime; model.onnx exported (missing or older than "\
-                       "model.keras)"
+        return "onnx", ("asked for ONNX Runtime; model.onnx exported (missing, or not from "
+                        "this model.keras)")
     if requested != "auto":
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested!r}")
     if not onnxruntime_available:
         return "keras", f"auto: onnxruntime is not installed ({EXPORT_EXTRA_HINT})"
     if not onnx_file_ready:
-        return "keras", ("auto: no up-to-date model.onnx beside model.keras (missing or older); "
-                         "--runtime onnx exports one")
+        return "keras", ("auto: no up-to-date model.onnx beside model.keras (missing, or not "
+                         "from this model.keras); --runtime onnx exports one")
     return "onnx", "auto: onnxruntime is installed and model.onnx is up to date"
 
 
@@ -92,14 +95,26 @@ def onnx_file(model_file: str | Path) -> Path:
     return Path(model_file).with_suffix(".onnx")
 
 
-def onnx_file_ready(model_file: str | Path) -> bool:
-    """``model.onnx`` exists beside ``model_file`` and is not older than it.
+def onnx_source_file(model_file: str | Path) -> Path:
+    """Where the export records which ``model.keras`` it came from: ``model.onnx.json``."""
+    return Path(model_file).with_suffix(".onnx.json")
 
-    A model trained again (or resumed) rewrites ``model.keras``, which leaves an older ONNX file
-    that no longer is the same network: only a file at least as new counts.
+
+def onnx_file_ready(model_file: str | Path) -> bool:
+    """``model.onnx`` exists beside ``model_file`` and was exported from these very bytes.
+
+    A model trained again (or resumed) rewrites ``model.keras``, which leaves an ONNX file that
+    no longer is the same network. File times cannot tell (a git checkout or a copy sets them in
+    any order), so the export records the SHA-256 of its source and this compares it.
     """
-    onnx = onnx_file(model_file)
-    return onnx.is_file() and onnx.stat().st_mtime_ns >= Path(model_file).stat().st_mtime_ns
+    onnx, record = onnx_file(model_file), onnx_source_file(model_file)
+    if not (onnx.is_file() and record.is_file()):
+        return False
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8")).get("source_sha256")
+    except (ValueError, AttributeError):  # a torn or foreign file: export again
+        return False
+    return recorded == file_sha256(model_file)
 
 
 def export_onnx(model_file: str | Path):
@@ -113,9 +128,12 @@ def export_onnx(model_file: str | Path):
 
     model_file = Path(model_file)
     target = onnx_file(model_file)
+    source = file_sha256(model_file)
     with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=model_file.parent) as work:
         result = export_model(model_file, "onnx", work)
         os.replace(result.path, target)
+    write_json(onnx_source_file(model_file), {"source": model_file.name, "source_sha256": source,
+                                              "max_abs_diff": result.max_abs_diff})
     result.path = target
     return result
 

@@ -92,10 +92,13 @@ def copy_run(source, target):
 
 
 def make_stale(run):
-    """model.keras newer than model.onnx, as after training the run again (the ONNX file is
-    dated back, so a file exported now is newer again)."""
-    keras_time = (run / "model.keras").stat().st_mtime_ns
-    os.utime(run / "model.onnx", ns=(keras_time - 10**9, keras_time - 10**9))
+    """model.keras written again, as by training the run again: other bytes than the ones
+    model.onnx was exported from (and an ONNX file dated after it: times do not count)."""
+    from fisuras.models.saving import load_keras_model
+
+    load_keras_model(run / "model.keras", compile=False).save(run / "model.keras")
+    later = (run / "model.keras").stat().st_mtime_ns + 10**9
+    os.utime(run / "model.onnx", ns=(later, later))
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,7 @@ def onnx_runs(runs, tmp_path_factory):
     return copies
 
 
-def test_ready_means_present_and_not_older_than_the_model(tmp_path, onnx_runs):
+def test_ready_means_present_and_exported_from_these_bytes(tmp_path, onnx_runs):
     run = copy_run(onnx_runs["segmenter"], tmp_path / "run")  # copytree keeps the times
     assert onnx_file_ready(run / "model.keras")
     make_stale(run)
@@ -118,11 +121,20 @@ def test_ready_means_present_and_not_older_than_the_model(tmp_path, onnx_runs):
     assert not onnx_file_ready(run / "model.keras")
 
 
+def test_a_copy_with_any_file_times_stays_ready(tmp_path, onnx_runs):
+    run = copy_run(onnx_runs["segmenter"], tmp_path / "run")
+    os.utime(run / "model.onnx", ns=(0, 0))  # older than model.keras, as a checkout may leave it
+    assert onnx_file_ready(run / "model.keras")
+    (run / "model.onnx.json").write_text("{torn", encoding="utf-8")
+    assert not onnx_file_ready(run / "model.keras")
+
+
 def test_export_onnx_matches_keras_and_leaves_the_card_alone(onnx_runs, runs):
     card = (runs["segmenter"] / "model_card.json").read_bytes()
     assert (onnx_runs["segmenter"] / "model_card.json").read_bytes() == card
     leftovers = [p.name for p in onnx_runs["segmenter"].iterdir()
-                 if p.name not in ("model.keras", "model.onnx", "model_card.json")]
+                 if p.name not in ("model.keras", "model.onnx", "model.onnx.json",
+                                   "model_card.json")]
     assert leftovers == []  # the temporary export folder is gone
 
 
