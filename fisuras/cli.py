@@ -488,8 +488,8 @@ def models_train(name, zoo, runs_dir, resume, no_install) -> None:
 @click.option("--model", "model_path",
               help="A run folder or model.keras of either task (routed by its model card), or "
                    "a shipped model's name (`fisuras models`), e.g. crack-det-s.")
-@click.option("--detector", type=click.Path(exists=True), help="Detection run (heat map).")
-@click.option("--segmenter", type=click.Path(exists=True), help="Segmentation run (mask).")
+@click.option("--detector", help="Detection run or shipped detector (heat map).")
+@click.option("--segmenter", help="Segmentation run or shipped segmenter (mask).")
 @click.option("--out", "out_dir", default="predictions", show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--tile-overlap", default=0.25, show_default=True)
@@ -512,28 +512,14 @@ def predict(inputs, model_path, detector, segmenter, out_dir, tile_overlap, batc
     which runtime ran each model (--runtime), and why.
     """
     from fisuras import hardware
-    from fisuras.infer.loading import load_model
+    from fisuras.infer.loading import choose_models
     from fisuras.infer.predict import predict_paths
-    from fisuras.shipped import PREDICT_ROLES, default_predict_models
 
     hardware.configure(resolve_settings(knob_file, run_file, set_values))
-    if not (model_path or detector or segmenter):
-        defaults = _run_library(default_predict_models)
-        if defaults:
-            detector, segmenter = defaults.get("detect"), defaults.get("segment")
-            used = " and ".join(f"{PREDICT_ROLES.get(task, task)} {folder.name}"
-                                for task, folder in defaults.items())
-            click.echo(f"no model given: using the shipped {used} (fisuras models)", err=True)
-    if model_path:
-        loaded = _run_library(lambda: load_model(model_path))
-        if loaded.card.task == "detect":
-            detector = detector or model_path
-        else:
-            segmenter = segmenter or model_path
-    if not detector and not segmenter:
+    models = _run_library(lambda: choose_models(
+        model_path, detector, segmenter, log=lambda line: click.echo(line, err=True)))
+    if not models:
         raise click.UsageError("give --model, --detector or --segmenter")
-    models = {name: _run_library(lambda n=name, p=path: load_model(p, expect_task=n))
-              for name, path in (("detect", detector), ("segment", segmenter)) if path}
     report = _run_library(lambda: predict_paths(
         list(inputs), detector=models.get("detect"), segmenter=models.get("segment"),
         out_dir=out_dir, tile_overlap=tile_overlap, batch_size=batch_size, mm_per_px=mm_per_px,

@@ -111,23 +111,35 @@ def run_demo(settings: Settings, plan: Plan, *, workdir: str | Path = "demo_data
 
 def predict_with_shipped(real: Path, out_dir: Path,
                          log: Callable[[str], None]) -> str | None:
-    """The shipped models (no training) on one real crack photo; where the outputs went."""
-    from fisuras.infer.loading import load_model
-    from fisuras.infer.predict import predict_paths
-    from fisuras.shipped import installed_models
+    """``fisuras predict``'s default (the shipped models, no training) on one real photo.
 
-    installed = {name: load_model(name) for name in installed_models()}
-    photos = sorted((real / "seg_deepcrack" / "images").glob("*")) if real.is_dir() else []
-    if not installed or not photos:
+    The photo is a CrackForest one: a dataset none of the shipped models was trained on.
+    Returns where the overlay and the crack geometry went, or None when the default models are
+    not installed (said through ``log``) or the photos are missing.
+    """
+    from fisuras.infer.loading import choose_models
+    from fisuras.infer.predict import predict_paths
+    from fisuras.shipped import ShippedModelError
+
+    photos = sorted((real / "seg_cfd" / "images").glob("*")) if real.is_dir() else []
+    if not photos:
         return None
-    by_task = {loaded.card.task: loaded for loaded in installed.values()}
-    log(f"demo: shipped models {', '.join(installed)} on {photos[0]} (no training)")
-    report = predict_paths([str(photos[0])], detector=by_task.get("detect"),
-                           segmenter=by_task.get("segment"), out_dir=out_dir, progress=False)
+    try:
+        models = choose_models(log=log)
+    except ShippedModelError as error:
+        log(f"demo: {error}")
+        return None
+    report = predict_paths([str(photos[0])], detector=models.get("detect"),
+                           segmenter=models.get("segment"), out_dir=out_dir, progress=False)
     row = report.rows[0]
-    return (f"shipped models ({', '.join(installed)}) on {photos[0].name}: "
-            f"{row.get('verdict', row['status'])}; outputs in {report.out_dir}, report "
-            f"{report.json_path}")
+    names = ", ".join(loaded.path.parent.name for loaded in models.values())
+    found = (f"{row['crack_count']} crack(s), {row['total_length_px']:.0f} px long in all, "
+             f"widest {row['max_width_px']:.1f} px" if "crack_count" in row
+             else f"verdict {row.get('verdict', row['status'])}")
+    written = ", ".join(str(out_dir / row[key]) for key in ("overlay_png", "mask_png",
+                                                           "heatmap_png") if row.get(key))
+    return (f"shipped models ({names}) on {photos[0]}: {found}; wrote {written}; crack "
+            f"geometry in {report.json_path}")
 
 
 def _rows(task: str, source: str, figures: dict[str, Any],

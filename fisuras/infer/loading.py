@@ -10,6 +10,7 @@ is checked against the task.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ MODEL_FILE = "model.keras"
 TASK_NAMES = {"detect": "detection (patch classifier)", "segment": "segmentation"}
 TASK_FLAGS = {"detect": "--detector", "segment": "--segmenter"}
 
-__all__ = ["LoadedModel", "NotAFisurasModelError", "WrongTaskError", "load_model", "locate_model"]
+__all__ = ["LoadedModel", "NotAFisurasModelError", "WrongTaskError", "choose_models", "load_model",
+           "locate_model"]
 
 
 class WrongTaskError(FisurasError, ValueError):
@@ -125,3 +127,34 @@ def check_network_matches_card(model, card: ModelCard, model_file: Path) -> None
             f"{model_file}: model card says task {card.task!r}, but the network outputs "
             f"{model.output_shape} instead of {expected}."
         )
+
+
+def choose_models(model: str | Path | None = None, detector: str | Path | None = None,
+                  segmenter: str | Path | None = None, *,
+                  log: Callable[[str], None] | None = None) -> dict[str, LoadedModel]:
+    """``{"detect": ..., "segment": ...}`` loaded for prediction, as ``fisuras predict`` picks them.
+
+    ``model`` (a run, a ``model.keras`` or a shipped name) fills the slot its card names;
+    ``detector``/``segmenter`` fill theirs; with none given, the shipped defaults
+    (:data:`fisuras.shipped.DEFAULT_PREDICT_MODELS`) do, and ``log`` says which.
+
+    Example:
+        >>> models = choose_models()  # doctest: +SKIP
+        >>> sorted(models)  # doctest: +SKIP
+        ['segment']
+    """
+    from fisuras.shipped import PREDICT_ROLES, default_predict_models
+
+    chosen: dict[str, str | Path] = {"detect": detector, "segment": segmenter}
+    if not (model or detector or segmenter):
+        defaults = default_predict_models()
+        chosen.update(defaults)
+        if log is not None and defaults:
+            used = " and ".join(f"{PREDICT_ROLES[task]} {folder.name}"
+                                for task, folder in defaults.items())
+            log(f"no model given: using the shipped {used} (fisuras models)")
+    loaded = {task: load_model(path, expect_task=task) for task, path in chosen.items() if path}
+    if model:
+        routed = load_model(model)  # goes where its card says, unless that slot is taken
+        loaded.setdefault(routed.card.task, routed)
+    return loaded

@@ -44,12 +44,39 @@ def list_shipped() -> list[str]:
     for name, recipe_file in RECIPES.items():
         recipe = yaml.safe_load(recipe_file.read_text(encoding="utf-8"))
         card_file = HERE / "models" / name / "shipped.json"
-        status = "not trained yet (fisuras models train NAME --zoo ../shared/zoo)"
+        status = f"not trained yet (fisuras models train {name} --zoo ../shared/zoo)"
         if card_file.is_file():
             card = json.loads(card_file.read_text(encoding="utf-8"))
-            status = f"{card['size_bytes'] / 2**20:.1f} MB, trained {card['trained']}"
+            status = (f"{card['size_bytes'] / 2**20:.1f} MB, trained {card['trained']}; "
+                      + "; ".join(headline_figures(card)))
         lines.append(f"{name:<12} {recipe['task']:<8} {recipe['summary']} — {status}")
     return lines
+
+
+def headline_figures(card: dict) -> list[str]:
+    """The figures ``fisuras models`` shows from a shipped card: per report set, never pooled.
+
+    Example:
+        >>> card = {"task": "detect", "figures": {"held_out_test_split": {"overall": {
+        ...     "accuracy": 0.9983, "n": 574}}}}
+        >>> headline_figures(card)
+        ['accuracy 0.998 on 574 held-out patches']
+    """
+    figures = card.get("figures", {})
+    if card["task"] == "detect":
+        overall = figures.get("held_out_test_split", {}).get("overall")
+        return ([f"accuracy {overall['accuracy']:.3f} on {overall['n']} held-out patches"]
+                if overall else [])
+    shown = []
+    for report_set in card.get("report_sets", []):
+        entry = figures.get(report_set)
+        if not entry:
+            continue
+        model = next(v for k, v in entry["model"].items() if k != "all_groups_pooled")
+        floor = next(iter((entry.get("floor") or {}).get("figures", {}).values()), None)
+        shown.append(f"{report_set} ODS {model['ods']:.3f}"
+                     + (f" (floor {floor['ods']:.3f})" if floor else ""))
+    return shown
 
 
 def shipped_network(name: str) -> tuple[str, str]:

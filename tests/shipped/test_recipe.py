@@ -142,3 +142,17 @@ def test_install_writes_model_onnx_beside_the_model_or_notes_why_not(tmp_path, m
     assert (folder / "model.keras").is_file() and not (folder / "model.onnx").exists()
     assert len(notes) == 1 and "no model.onnx shipped" in notes[0]
     assert "pip install fisuras[export]" in notes[0]
+
+
+def test_models_lists_a_segmenter_per_report_set_beside_its_floor():
+    from fisuras.shipped import headline_figures
+
+    def entry(model_ods, floor_ods):
+        return {"model": {"all": {"ods": model_ods}},
+                "floor": {"method": "black top-hat", "figures": {"all": {"ods": floor_ods}}}}
+
+    card = {"task": "segment", "report_sets": ["valid/seg_deepcrack", "valid/seg_gaps384"],
+            "figures": {"valid/seg_deepcrack": entry(0.8612, 0.62),
+                        "valid/seg_gaps384": entry(0.41, 0.17)}}
+    assert headline_figures(card) == ["valid/seg_deepcrack ODS 0.861 (floor 0.620)",
+                                      "valid/seg_gaps384 ODS 0.410 (floor 0.170)"]
