@@ -47,6 +47,7 @@ class Recipe:
     settings: dict[str, Any] = field(default_factory=dict)
     validation_fraction: float = 0.1
     test_fraction: float = 0.0
+    notes: list[str] = field(default_factory=list)  # for the card: what a reader must know
 
     @classmethod
     def load(cls, name: str) -> Recipe:
@@ -131,7 +132,7 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
     card = {
         "name": name, "task": recipe.task, "summary": recipe.summary, "licence": recipe.licence,
         "recipe": f"fisuras/shipped/recipes/{name}.yaml", "training_sets": recipe.train_sets,
-        "report_sets": recipe.report_sets, "figures": figures,
+        "report_sets": recipe.report_sets, "notes": recipe.notes, "figures": figures,
         "size_bytes": model_file.stat().st_size, "fisuras_version": __version__,
         "trained": time.strftime("%Y-%m-%d"), "run": str(result.run.path),
         "epochs": result.state.epoch,
