@@ -55,7 +55,7 @@ COLUMNS = quality.COLUMNS
 
 def shipped_sources(set_name: str) -> set[str]:
     """Source photos of the zoo's training set ``set_name``: what crack-seg-s trained on."""
-    from fisuras.shipped.recipe import source_photo
+    from fisuras.train.recipe import source_photo
 
     folder = ZOO / "train" / set_name / "images"
     return {source_photo(p) for p in folder.iterdir()} if folder.is_dir() else set()
@@ -64,7 +64,7 @@ def shipped_sources(set_name: str) -> set[str]:
 def seen_counts(run_path: str) -> dict[str, tuple[int, int]]:
     """``{set: (scored photos the shipped model trained on, scored photos)}`` for one run."""
     from fisuras.data import Manifest
-    from fisuras.shipped.recipe import source_photo
+    from fisuras.train.recipe import source_photo
 
     kept, _ = quality.held_out(Manifest.load(Path(run_path) / "manifest.json"))
     counts = {}

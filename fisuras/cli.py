@@ -474,7 +474,7 @@ def models_train(name, zoo, runs_dir, resume, no_install) -> None:
     """Train shipped model NAME from its recipe (hours on a CPU), evaluate it, install it."""
     import json
 
-    from fisuras.shipped.recipe import train_recipe
+    from fisuras.train.recipe import train_recipe
 
     card = _run_library(lambda: train_recipe(name, zoo, runs_dir=runs_dir, resume=resume,
                                              install=not no_install,

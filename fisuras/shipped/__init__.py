@@ -1,9 +1,10 @@
 """The models fisuras ships: trained crack models in the package, usable offline by name.
 
 Each has a recipe under version control (``recipes/<name>.yaml``: data, settings, licence) that
-``fisuras models train NAME --zoo ../shared/zoo`` runs again (``recipe.py``); the trained model
-is installed with the package as ``models/<name>/`` (``model.keras``, ``model_card.json``: a run
-folder's shape, so it loads like a run; ``shipped.json``: recipe, data, figures).
+``fisuras models train NAME --zoo ../shared/zoo`` runs again (``fisuras.train.recipe``: this
+package is only the registry, below models, infer and train); the trained model is installed
+with the package as ``models/<name>/`` (``model.keras``, ``model_card.json``: a run folder's
+shape, so it loads like a run; ``shipped.json``: recipe, data, figures).
 
 Example:
     >>> sorted(RECIPES)

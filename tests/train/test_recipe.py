@@ -13,7 +13,7 @@ from fisuras.shipped import (
     list_shipped,
     shipped_model_folder,
 )
-from fisuras.shipped.recipe import Recipe, recipe_manifest, source_photo
+from fisuras.train.recipe import Recipe, recipe_manifest, source_photo
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -119,15 +119,15 @@ def test_install_writes_model_onnx_beside_the_model_or_notes_why_not(tmp_path, m
     import sys
 
     import fisuras.shipped
-    import fisuras.shipped.recipe
+    import fisuras.train.recipe
     from fisuras.infer.runtime import onnx_file_ready
-    from fisuras.shipped.recipe import install_model
+    from fisuras.train.recipe import install_model
     from tests.infer.conftest import dark_classifier, save_run
 
     pytest.importorskip("tf2onnx")
     package = tmp_path / "package"  # the install target, not the real package
     monkeypatch.setattr(fisuras.shipped, "HERE", package)
-    monkeypatch.setattr(fisuras.shipped.recipe, "HERE", package)
+    monkeypatch.setattr(fisuras.train.recipe, "HERE", package)
     run = save_run(tmp_path / "run", dark_classifier(32), "detect", 32)
     notes = []
     folder = install_model("crack-det-s", run, {"task": "detect"}, log=notes.append)
