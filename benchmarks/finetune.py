@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings: smoke test only")
     parser.add_argument("--json", default=None, help="write every number to this JSON file")
     parser.add_argument("--out", default=None, help="keep the runs in this folder")
+    parser.add_argument("--workdir", default=None,
+                        help="the folder of an interrupted invocation (printed at its start): "
+                             "its runs resume, finished ones are only evaluated")
     parser.add_argument("--only", choices=("scratch", "shipped"),
                         help="run one start only (its runs go into --json)")
     parser.add_argument("--with", dest="earlier", default=None,
@@ -141,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     if SHIPPED in starts.values():
         shipped_model_folder(SHIPPED)  # fails at once, with the train command, if not installed
     hardware.configure(load_settings(overrides={**NETWORK, "weights": "none"}))
-    workdir = (Path(args.out).absolute() / f"finetune-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    workdir = (Path(args.workdir).absolute() if args.workdir
+               else Path(args.out).absolute() / f"finetune-{datetime.now(UTC):%Y%m%d-%H%M%S}"
                if args.out else Path(tempfile.mkdtemp(prefix="fisuras-finetune-")))
+    print(f"working in {workdir} (after an interruption: --workdir {workdir})", flush=True)
     started = time.perf_counter()
     data, unseen, _ = quality.prepare_data(workdir, args.quick)
     pairs = [run_pair(seed, data, unseen, workdir, args.quick, starts) for seed in args.seeds]
@@ -171,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 "fisuras default segmentation settings with segment.backbone=unet_light"),
              f"- training seconds per seed, scratch / {SHIPPED}: " + "; ".join(
                  f"{p[scratch]['train_seconds']:.0f} / {p[shipped]['train_seconds']:.0f}"
-                 for p in pairs),
+                 for p in pairs) + (" (a resumed run counts only its last part)"
+                                    if any(r.get("resumed") for p in pairs for r in p.values())
+                                    else ""),
              f"- this invocation: {time.perf_counter() - started:.0f} s", ""]
     for name in (*quality.TRAIN_SETS, quality.UNSEEN_SET.name):
         lines += set_table(name, pairs)

@@ -144,7 +144,8 @@ def link_samples(folder: Path, samples) -> Path:
         for kind, path in (("images", sample.image), ("masks", sample.mask)):
             target = folder / sample.group / kind / Path(path).name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(Path(path).resolve())
+            if not target.is_symlink():  # made already by an interrupted benchmark
+                target.symlink_to(Path(path).resolve())
     return folder
 
 
@@ -168,9 +169,18 @@ def run_seed(seed: int, data: Path, unseen: Path, workdir: Path, overrides: dict
         for line in message.splitlines():
             print(f"  [seed {seed}] {line}", file=sys.stderr, flush=True)
 
-    print(f"seed {seed}: training on {data} ...", flush=True)
+    run_path = workdir / "runs" / "segment" / settings.run_name
+    resumed = (run_path / "state.json").is_file()  # an interrupted benchmark (--workdir) goes on
+    print(f"seed {seed}: {'resuming ' + str(run_path) if resumed else 'training on ' + str(data)}"
+          " ...", flush=True)
     start = time.perf_counter()
-    result = train("segment", data, settings, plan, verbose=0, log=log)
+    if resumed:
+        from fisuras.train import resumed_settings
+
+        result = train("segment", None, resumed_settings(run_path, "segment"), plan,
+                       resume=run_path, verbose=0, log=log)
+    else:
+        result = train("segment", data, settings, plan, verbose=0, log=log)
     train_seconds = time.perf_counter() - start
     print(f"seed {seed}: trained in {train_seconds:.0f} s ({result.run.path})", flush=True)
 
@@ -187,6 +197,7 @@ def run_seed(seed: int, data: Path, unseen: Path, workdir: Path, overrides: dict
     print(f"seed {seed}: evaluated in {eval_seconds:.0f} s", flush=True)
     return {
         "seed": seed, "run": str(result.run.path), "train_seconds": train_seconds,
+        "resumed": resumed,  # then train_seconds covers only the part after the interruption
         "eval_seconds": eval_seconds, "epochs_trained": len(result.history),
         "batch_size": result.state.batch_size, "settings": settings.model_dump(mode="json"),
         "plan": {k: plan_used.get(k) for k in ("device", "precision", "xla", "intra_op_threads",
@@ -367,9 +378,10 @@ def prepare_data(workdir: Path, quick: bool) -> tuple[Path, Path, str]:
     from fisuras.data import read_dataset
 
     data = workdir / "data"
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)  # exists when an interrupted benchmark goes on
     for name in TRAIN_SETS:
-        (data / name).symlink_to(SHARED_DATA / name)
+        if not (data / name).is_symlink():
+            (data / name).symlink_to(SHARED_DATA / name)
     samples = read_dataset(UNSEEN_SET, task="segment").samples
     if quick:
         samples = samples[:QUICK_UNSEEN_IMAGES]
