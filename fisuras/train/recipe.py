@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,12 +129,11 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
     for report_set in recipe.report_sets:
         evaluated = evaluate_run(result.run.path, zoo / report_set, settings)
         figures[report_set] = {"model": evaluated["figures"], "floor": evaluated.get("floor")}
-    model_file = result.run.file("model.keras")
     card = {
         "name": name, "task": recipe.task, "summary": recipe.summary, "licence": recipe.licence,
         "recipe": f"fisuras/shipped/recipes/{name}.yaml", "training_sets": recipe.train_sets,
         "report_sets": recipe.report_sets, "notes": recipe.notes, "figures": figures,
-        "size_bytes": model_file.stat().st_size, "fisuras_version": __version__,
+        "fisuras_version": __version__,
         "trained": time.strftime("%Y-%m-%d"), "run": str(result.run.path),
         "epochs": result.state.epoch,
         "this_call_seconds": round(time.time() - started),
@@ -145,20 +145,30 @@ def train_recipe(name: str, zoo: str | Path, *, runs_dir: str | Path = "runs/shi
 
 def install_model(name: str, run_folder: Path, card: dict[str, Any],
                   log: Callable[[str], None] | None = None) -> Path:
-    """Copy a trained model, its model card and the shipped card into the package.
+    """Install a trained model, its model card and the shipped card into the package.
 
     The installed folder has a run folder's shape (``model.keras``, ``model_card.json``), so
     everything that loads a run loads it; ``shipped.json`` adds the recipe, data and figures.
-    Refused above ``MAX_MODEL_BYTES``. Then :func:`export_onnx` adds ``model.onnx`` when it can.
+    The model is saved without its optimizer (a run's ``model.keras`` keeps it for resuming:
+    Adam's two moments triple the file), and refused above ``MAX_MODEL_BYTES``. Then
+    :func:`export_onnx` adds ``model.onnx`` when it can.
     """
-    model_file = run_folder / "model.keras"
-    if model_file.stat().st_size > MAX_MODEL_BYTES:
-        raise ShippedModelError(f"{model_file}: {model_file.stat().st_size / 2**20:.1f} MB, more "
-                                f"than the {MAX_MODEL_BYTES / 2**20:.0f} MB a shipped model may "
-                                "weigh")
+    from fisuras.models.saving import load_keras_model
+
     target = HERE / "models" / name
-    for file in ("model.keras", "model_card.json"):
-        atomic_write(target / file, lambda tmp, f=file: shutil.copyfile(run_folder / f, tmp))
+    model = load_keras_model(run_folder / "model.keras", compile=False)  # weights only
+    with tempfile.TemporaryDirectory(prefix=".install-", dir=run_folder) as work:
+        stripped = Path(work) / "model.keras"
+        model.save(stripped)
+        size = stripped.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ShippedModelError(f"{run_folder / 'model.keras'}: {size / 2**20:.1f} MB without "
+                                    f"its optimizer, more than the {MAX_MODEL_BYTES / 2**20:.0f} "
+                                    "MB a shipped model may weigh")
+        atomic_write(target / "model.keras", lambda tmp: shutil.copyfile(stripped, tmp))
+    atomic_write(target / "model_card.json",
+                 lambda tmp: shutil.copyfile(run_folder / "model_card.json", tmp))
+    card = {**card, "size_bytes": size}
     atomic_write_text(target / "shipped.json", json.dumps(card, indent=2, default=str))
     export_onnx(name, log=log)
     return target

@@ -156,3 +156,34 @@ def test_models_lists_a_segmenter_per_report_set_beside_its_floor():
                         "valid/seg_gaps384": entry(0.41, 0.17)}}
     assert headline_figures(card) == ["valid/seg_deepcrack ODS 0.861 (floor 0.620)",
                                       "valid/seg_gaps384 ODS 0.410 (floor 0.170)"]
+
+
+def test_install_ships_the_weights_without_the_optimizer(tmp_path, monkeypatch):
+    import json
+
+    import keras
+    import numpy as np
+
+    import fisuras.shipped
+    import fisuras.train.recipe
+    from fisuras.models.saving import load_keras_model
+    from fisuras.train.recipe import install_model
+    from tests.infer.conftest import dark_classifier, save_run
+
+    package = tmp_path / "package"
+    monkeypatch.setattr(fisuras.shipped, "HERE", package)
+    monkeypatch.setattr(fisuras.train.recipe, "HERE", package)
+    monkeypatch.setattr(fisuras.train.recipe, "export_onnx", lambda name, log=None: None)
+    model = dark_classifier(32)
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    model.fit(np.zeros((2, 32, 32, 3)), np.zeros((2, 1)), verbose=0)  # Adam has its moments now
+    run = save_run(tmp_path / "run", model, "detect", 32)
+    folder = install_model("crack-det-s", run, {"task": "detect"})
+    installed, trained = folder / "model.keras", run / "model.keras"
+    assert installed.stat().st_size < trained.stat().st_size
+    assert json.loads((folder / "shipped.json").read_text())["size_bytes"] == \
+        installed.stat().st_size
+    assert getattr(load_keras_model(installed, compile=False), "optimizer", None) is None
+    for got, expected in zip(load_keras_model(installed, compile=False).get_weights(),
+                             model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
