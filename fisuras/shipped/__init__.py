@@ -21,7 +21,9 @@ HERE = Path(__file__).parent
 RECIPES = {path.stem: path for path in sorted((HERE / "recipes").glob("*.yaml"))}
 MAX_MODEL_BYTES = 10 * 2**20  # what a shipped model may weigh
 # What `fisuras predict PHOTO...` uses when given no model: task -> shipped name. Each entry fills
-# the detector ("detect") or segmenter ("segment") slot; both entries make it a cascade.
+# the detector ("detect") or segmenter ("segment") slot; both entries make it a cascade. The
+# segmenter alone: the cascade with crack-det-s is faster but loses ODS on asphalt photos
+# (BENCHMARKS.md, "Shipped models at work").
 DEFAULT_PREDICT_MODELS: dict[str, str] = {"segment": "crack-seg-s"}
 PREDICT_ROLES = {"detect": "detector", "segment": "segmenter"}
 
