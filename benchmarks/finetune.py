@@ -76,12 +76,13 @@ def seen_counts(run_path: str) -> dict[str, tuple[int, int]]:
 
 
 def run_pair(seed: int, data: Path, unseen: Path, workdir: Path, quick: bool,
-             starts: dict[str, str]) -> dict:
+             starts: dict[str, str], shipped_overrides: dict | None = None) -> dict:
     """``starts`` at ``seed``, one after the other, same data, same settings but weights."""
     runs = {}
     for label, weights in starts.items():
         overrides = {**NETWORK, **(QUICK_OVERRIDES if quick else {}), "weights": weights,
-                     "run_name": f"{'shipped' if weights == SHIPPED else 'scratch'}-seed{seed}"}
+                     "run_name": f"{'shipped' if weights == SHIPPED else 'scratch'}-seed{seed}",
+                     **(shipped_overrides or {} if weights == SHIPPED else {})}
         runs[label] = quality.run_seed(seed, data, unseen, workdir, overrides)
         runs[label]["seen_by_shipped"] = seen_counts(runs[label]["run"])
     return runs
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None,
                         help="the folder of an interrupted invocation (printed at its start): "
                              "its runs resume, finished ones are only evaluated")
+    parser.add_argument("--shipped-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the crack-seg-s start only, e.g. "
+                             "segment.learning_rate=1e-4 (NOT the default run: say so)")
     parser.add_argument("--only", choices=("scratch", "shipped"),
                         help="run one start only (its runs go into --json)")
     parser.add_argument("--with", dest="earlier", default=None,
@@ -150,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"working in {workdir} (after an interruption: --workdir {workdir})", flush=True)
     started = time.perf_counter()
     data, unseen, _ = quality.prepare_data(workdir, args.quick)
-    pairs = [run_pair(seed, data, unseen, workdir, args.quick, starts) for seed in args.seeds]
+    import yaml
+
+    shipped_overrides = {key: yaml.safe_load(value) for key, value in
+                         (item.split("=", 1) for item in args.shipped_set)}
+    pairs = [run_pair(seed, data, unseen, workdir, args.quick, starts, shipped_overrides)
+             for seed in args.seeds]
     if args.earlier:
         import json
 
